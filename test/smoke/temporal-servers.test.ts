@@ -1,0 +1,71 @@
+import { fileURLToPath } from 'node:url';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDevServerEnv, createTimeSkippingEnv, uniqueName } from '../helpers/temporal.js';
+import { smokeWorkflow } from './smoke-workflows.js';
+import type { SmokeActivities } from './smoke-workflows.js';
+
+const activities: SmokeActivities = {
+  greet: (name) => Promise.resolve(`hello ${name}`),
+};
+
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  bundle = await bundleWorkflowCode({
+    workflowsPath: fileURLToPath(new URL('./smoke-workflows.ts', import.meta.url)),
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+  });
+});
+
+async function runSmoke(env: TestWorkflowEnvironment, sleepFor: string): Promise<string> {
+  const taskQueue = uniqueName('smoke');
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    workflowBundle: bundle,
+    activities,
+  });
+  return worker.runUntil(
+    env.client.workflow.execute(smokeWorkflow, {
+      taskQueue,
+      workflowId: uniqueName('smoke-wf'),
+      args: ['temporal', sleepFor],
+    }),
+  );
+}
+
+describe('dev server (createLocal)', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await createDevServerEnv();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  it('starts and runs a workflow with an activity and a short timer', async () => {
+    expect(env.supportsTimeSkipping).toBe(false);
+    await expect(runSmoke(env, '10ms')).resolves.toBe('hello temporal');
+  });
+});
+
+describe('time-skipping test server (createTimeSkipping)', () => {
+  let env: TestWorkflowEnvironment;
+  beforeAll(async () => {
+    env = await createTimeSkippingEnv();
+  });
+  afterAll(async () => {
+    await env?.teardown();
+  });
+
+  it('starts and skips a 7-day timer in real seconds', async () => {
+    expect(env.supportsTimeSkipping).toBe(true);
+    const started = Date.now();
+    await expect(runSmoke(env, '7 days')).resolves.toBe('hello temporal');
+    expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
