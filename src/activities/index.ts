@@ -1,0 +1,149 @@
+/**
+ * The consent activities: thin Temporal adapters over the HeyGen client and the mailer. They do the
+ * I/O, turn results into plain return values and errors into ApplicationFailures (see ./failures.ts).
+ * Built by a factory so that worker.ts wires real clients and tests wire whatever they need.
+ */
+import { activityInfo, log } from '@temporalio/activity';
+import type { ConsentEmail, Mailer } from '../email/index.js';
+import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
+import { consentPending, toActivityFailure } from './failures.js';
+import type {
+  ConsentLink,
+  GroupSnapshot,
+  PollConsentInput,
+  PollOutcome,
+  RequestConsentLinkInput,
+  SendConsentEmailInput,
+  SentEmail,
+} from './types.js';
+
+export type HeyGenApi = Pick<HeyGenClient, 'createConsent' | 'getAvatarGroup'>;
+export type ConsentMailer = Pick<Mailer, 'sendConsentEmail'>;
+
+export interface ActivityDependencies {
+  heygen: HeyGenApi;
+  mailer: ConsentMailer;
+  /** Domain of the Message-IDs, taken from EMAIL_FROM. */
+  messageIdDomain: string;
+}
+
+export function toGroupSnapshot(group: AvatarGroupItem): GroupSnapshot {
+  return {
+    groupId: group.id,
+    name: group.name,
+    consentStatus: group.consent_status ?? null,
+    avatarStatus: group.status ?? null,
+    error: group.error ? { code: group.error.code, message: group.error.message } : null,
+  };
+}
+
+/** A poll found a decision when consent is approved or not required, or HeyGen failed the group. */
+export function isDecided(group: GroupSnapshot): boolean {
+  return (
+    group.consentStatus === 'approved' ||
+    group.consentStatus === null ||
+    group.consentStatus === 'skipped' ||
+    group.avatarStatus === 'failed'
+  );
+}
+
+export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDependencies) {
+  return {
+    async lookupAvatarGroup(groupId: string): Promise<GroupSnapshot> {
+      const { attempt } = activityInfo();
+      try {
+        return toGroupSnapshot(await heygen.getAvatarGroup(groupId));
+      } catch (err) {
+        throw toActivityFailure(err, attempt);
+      }
+    },
+
+    async requestConsentLink(input: RequestConsentLinkInput): Promise<ConsentLink> {
+      const { attempt } = activityInfo();
+      try {
+        const { avatarGroup, url } = await heygen.createConsent(
+          input.groupId,
+          { reroute_url: input.rerouteUrl ?? null, consent_text: input.consentText ?? null },
+          { idempotencyKey: input.idempotencyKey },
+        );
+        log.info('consent link requested', {
+          groupId: input.groupId,
+          idempotencyKey: input.idempotencyKey,
+          attempt,
+        });
+        return { consentUrl: url, group: toGroupSnapshot(avatarGroup) };
+      } catch (err) {
+        const failure = toActivityFailure(err, attempt);
+        log.warn('consent request failed', {
+          groupId: input.groupId,
+          type: failure.type,
+          attempt,
+          error: failure.message,
+        });
+        throw failure;
+      }
+    },
+
+    async sendConsentEmail(input: SendConsentEmailInput): Promise<SentEmail> {
+      const { attempt } = activityInfo();
+      const email: ConsentEmail = {
+        to: input.to,
+        avatarName: input.avatarName,
+        groupId: input.groupId,
+        consentUrl: input.consentUrl,
+        expiresAt: input.expiresAt,
+        messageId: `<${input.messageKey}@${messageIdDomain}>`,
+        generation: input.generation,
+        reminder: input.reminder,
+      };
+      try {
+        const sent = await mailer.sendConsentEmail(email);
+        log.info('consent email sent', {
+          groupId: input.groupId,
+          messageId: sent.messageId,
+          generation: input.generation,
+        });
+        return { messageId: sent.messageId };
+      } catch (err) {
+        const failure = toActivityFailure(err, attempt);
+        log.warn('consent email failed', {
+          groupId: input.groupId,
+          type: failure.type,
+          attempt,
+          error: failure.message,
+        });
+        throw failure;
+      }
+    },
+
+    /**
+     * One poll. Its retries are the polling schedule (Temporal's infrequent-polling pattern): a pending
+     * answer is a benign retryable failure, so the server waits between polls and history does not grow.
+     */
+    async pollConsentStatus(input: PollConsentInput): Promise<PollOutcome> {
+      const { attempt } = activityInfo();
+      let group: GroupSnapshot;
+      try {
+        group = toGroupSnapshot(await heygen.getAvatarGroup(input.groupId));
+      } catch (err) {
+        throw toActivityFailure(err, attempt);
+      }
+      if (isDecided(group)) return { group, attempts: attempt };
+      if (group.consentStatus !== 'pending') {
+        // HeyGen's consent_status is an open string: keep polling, but make the unknown value visible.
+        log.warn('unrecognised consent_status, still polling', {
+          groupId: input.groupId,
+          consentStatus: group.consentStatus,
+        });
+      }
+      throw consentPending({
+        attempt,
+        consentStatus: group.consentStatus,
+        avatarStatus: group.avatarStatus,
+        error: null,
+      });
+    },
+  };
+}
+
+export type ConsentActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,83 @@
+/**
+ * The worker's environment, parsed once with zod. Every problem is reported at once, and secrets
+ * (the HeyGen key, the SMTP password) are redacted whenever the config is printed.
+ */
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE, describeIssues } from './contract.js';
+
+const nonEmpty = (what: string) => z.string().trim().min(1, `${what} must not be empty`);
+
+const smtpUrl = z
+  .string()
+  .trim()
+  .refine((text) => URL.canParse(text) && ['smtp:', 'smtps:'].includes(new URL(text).protocol), {
+    message: 'must be an smtp:// or smtps:// URL, e.g. smtp://localhost:1025',
+  });
+
+const httpUrl = z
+  .string()
+  .trim()
+  .refine((text) => URL.canParse(text) && ['http:', 'https:'].includes(new URL(text).protocol), {
+    message: 'must be an http(s) URL',
+  })
+  .transform((text) => text.replace(/\/+$/, ''));
+
+const emailFrom = z
+  .string()
+  .trim()
+  .regex(
+    /^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+\.?[^\s<>@]*>|[^\s<>@]+@[^\s<>@]+)$/,
+    'must be an address such as "Consent <consent@example.com>" or consent@example.com',
+  );
+
+export const workerEnvSchema = z.object({
+  TEMPORAL_ADDRESS: nonEmpty('TEMPORAL_ADDRESS').default('localhost:7233'),
+  TEMPORAL_NAMESPACE: nonEmpty('TEMPORAL_NAMESPACE').default('default'),
+  TEMPORAL_TASK_QUEUE: nonEmpty('TEMPORAL_TASK_QUEUE').default(DEFAULT_TASK_QUEUE),
+  HEYGEN_API_KEY: z
+    .string({ error: 'is required (your HeyGen API key, or the sandbox key)' })
+    .trim()
+    .min(1, 'must not be empty'),
+  HEYGEN_BASE_URL: httpUrl.default('https://api.heygen.com'),
+  HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(120_000).default(15_000),
+  SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),
+  EMAIL_FROM: z.string({ error: 'is required, e.g. "Avatar consent <consent@example.com>"' }).pipe(emailFrom),
+  LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+});
+
+export type WorkerConfig = z.output<typeof workerEnvSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment; throws one ConfigError listing every bad or missing variable. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const result = workerEnvSchema.safeParse(env);
+  if (!result.success) {
+    throw new ConfigError(`Invalid worker environment: ${describeIssues(result.error)}`);
+  }
+  return result.data;
+}
+
+/** The domain of EMAIL_FROM, used for deterministic Message-IDs. */
+export function emailDomain(from: string): string {
+  const address = /<([^>]+)>/.exec(from)?.[1] ?? from;
+  return address.slice(address.lastIndexOf('@') + 1).trim();
+}
+
+function redactUrlPassword(text: string): string {
+  if (!URL.canParse(text)) return '****';
+  const url = new URL(text);
+  if (url.password) url.password = '****';
+  return url.toString();
+}
+
+/** A printable copy of the config: no secret survives. */
+export function redactConfig(config: WorkerConfig): Record<string, string | number> {
+  return {
+    ...config,
+    HEYGEN_API_KEY: '****',
+    SMTP_URL: redactUrlPassword(config.SMTP_URL),
+  };
+}

@@ -1,0 +1,324 @@
+/**
+ * The public contract of avatar-consent: names, input and result schemas, signals, queries and updates.
+ *
+ * Workflows, the starter and callers all import this module, and backend services in other
+ * languages start the workflow by these names with JSON, so everything here is a compatibility
+ * promise. It must stay deterministic (it is bundled into workflow code): no I/O, no Node built-ins.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+
+export const WORKFLOW_TYPE = 'avatarConsentWorkflow';
+export const DEFAULT_TASK_QUEUE = 'avatar-consent';
+export const DEFAULT_COMPLETION_SIGNAL = 'avatarConsentCompleted';
+
+/** Deterministic ID: a second trigger for the same group attaches to the running workflow. */
+export function workflowIdForGroup(groupId: string): string {
+  return `avatar-consent-${groupId}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+// ---------------------------------------------------------------------------------------------
+
+const durationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
+
+/** Parses "30s", "15m", "7d"... into milliseconds; undefined when the text is not a duration. */
+export function parseDuration(text: string): number | undefined {
+  const match = durationPattern.exec(text.trim());
+  if (!match) return undefined;
+  const [, amount, unit] = match as unknown as [string, string, keyof typeof durationUnitsMs];
+  const ms = Math.round(Number(amount) * durationUnitsMs[unit]);
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/** Formats milliseconds as the largest exact unit, e.g. 1800000 -> "30m" (for messages and the UI). */
+export function formatDuration(ms: number): string {
+  for (const unit of ['w', 'd', 'h', 'm', 's'] as const) {
+    const size = durationUnitsMs[unit];
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+const durationString = (min: string, max: string) => {
+  const minMs = parseDuration(min)!;
+  const maxMs = parseDuration(max)!;
+  return z
+    .string()
+    .max(32)
+    .transform((text, ctx) => {
+      const ms = parseDuration(text);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration such as "30s", "15m" or "7d"` });
+        return z.NEVER;
+      }
+      if (ms < minMs || ms > maxMs) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}, got ${text}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+};
+
+// ---------------------------------------------------------------------------------------------
+// Input
+// ---------------------------------------------------------------------------------------------
+
+/** HeyGen group IDs are used in the request path: a safe character set means they can never change it. */
+export const groupIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
+
+// eslint-disable-next-line no-control-regex
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+const personName = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(200, 'must be at most 200 characters')
+  .refine((name) => !controlCharacters.test(name), 'must not contain control characters or line breaks');
+
+const emailAddress = z
+  .string()
+  .max(254, 'must be at most 254 characters')
+  .pipe(z.email({ message: 'must be an email address such as person@example.com' }));
+
+const localHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** The person's browser goes here after consent: https only, plain http only for local development. */
+export const rerouteUrlSchema = z
+  .string()
+  .max(2048, 'must be at most 2048 characters')
+  .refine((text) => {
+    if (!URL.canParse(text)) return false;
+    const url = new URL(text);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && localHosts.has(url.hostname));
+  }, 'must be an https URL (plain http only for localhost)');
+
+/** HeyGen's own rule for consent_text: at most 1000 characters, no "<" or ">". */
+export const consentTextSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(1000, 'must be at most 1000 characters (HeyGen limit)')
+  .refine((text) => !/[<>]/.test(text), 'must not contain "<" or ">" (HeyGen rejects them)');
+
+const workflowIdText = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
+
+export const notifyTargetSchema = z.strictObject({
+  workflowId: workflowIdText,
+  runId: z.string().min(1).max(128).optional(),
+  signalName: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'must be 1-200 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"')
+    .optional(),
+});
+
+/** Defaults, documented in README ("Polling and link policy"). */
+export const DEFAULT_POLICY = {
+  pollInitialInterval: '15s',
+  pollMaxInterval: '30m',
+  pollBackoffCoefficient: 2,
+  pollWindow: '4h',
+  deadline: '7d',
+  linkTtl: '23h',
+  maxLinkRefreshes: 6,
+} as const;
+
+export const policySchema = z.strictObject({
+  pollInitialInterval: durationString('1s', '1d').optional(),
+  pollMaxInterval: durationString('1s', '1d').optional(),
+  pollBackoffCoefficient: z.number().min(1).max(10).optional(),
+  /** How long one polling activity runs (its retries are the polls) before the workflow takes stock. */
+  pollWindow: durationString('1m', '1d').optional(),
+  deadline: durationString('1m', '90d').optional(),
+  linkTtl: durationString('1m', '7d').optional(),
+  maxLinkRefreshes: z.number().int().min(0).max(100).optional(),
+});
+
+export const avatarConsentInputSchema = z.strictObject({
+  groupId: groupIdSchema,
+  recipient: z.strictObject({ email: emailAddress, name: personName.optional() }),
+  rerouteUrl: rerouteUrlSchema.optional(),
+  consentText: consentTextSchema.optional(),
+  notify: notifyTargetSchema.optional(),
+  policy: policySchema.optional(),
+});
+
+/** What a caller sends (JSON, durations as strings). */
+export type AvatarConsentInput = z.input<typeof avatarConsentInputSchema>;
+/** The same after validation (durations in milliseconds). */
+export type ParsedAvatarConsentInput = z.output<typeof avatarConsentInputSchema>;
+
+export interface ResolvedPolicy {
+  pollInitialIntervalMs: number;
+  pollMaxIntervalMs: number;
+  pollBackoffCoefficient: number;
+  pollWindowMs: number;
+  deadlineMs: number;
+  linkTtlMs: number;
+  maxLinkRefreshes: number;
+}
+
+export function resolvePolicy(policy: ParsedAvatarConsentInput['policy']): ResolvedPolicy {
+  const initial = policy?.pollInitialInterval ?? parseDuration(DEFAULT_POLICY.pollInitialInterval)!;
+  const max = policy?.pollMaxInterval ?? parseDuration(DEFAULT_POLICY.pollMaxInterval)!;
+  return {
+    pollInitialIntervalMs: initial,
+    // A cap below the first interval would be meaningless; the larger wins.
+    pollMaxIntervalMs: Math.max(initial, max),
+    pollBackoffCoefficient: policy?.pollBackoffCoefficient ?? DEFAULT_POLICY.pollBackoffCoefficient,
+    pollWindowMs: policy?.pollWindow ?? parseDuration(DEFAULT_POLICY.pollWindow)!,
+    deadlineMs: policy?.deadline ?? parseDuration(DEFAULT_POLICY.deadline)!,
+    linkTtlMs: policy?.linkTtl ?? parseDuration(DEFAULT_POLICY.linkTtl)!,
+    maxLinkRefreshes: policy?.maxLinkRefreshes ?? DEFAULT_POLICY.maxLinkRefreshes,
+  };
+}
+
+/** Renders zod issues as "field.path: reason; other.field: reason" so callers see which field and why. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map(String).join('.') || '(input)';
+      return `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+export class InvalidInputError extends Error {
+  override readonly name = 'InvalidInputError';
+  constructor(
+    readonly what: string,
+    readonly issues: string,
+  ) {
+    super(`Invalid ${what}: ${issues}`);
+  }
+}
+
+/** Validates a caller's input; throws InvalidInputError naming every bad field. */
+export function parseAvatarConsentInput(raw: unknown): ParsedAvatarConsentInput {
+  const result = avatarConsentInputSchema.safeParse(raw);
+  if (!result.success)
+    throw new InvalidInputError('avatarConsentWorkflow input', describeIssues(result.error));
+  return result.data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Result
+// ---------------------------------------------------------------------------------------------
+
+export const CONSENT_OUTCOMES = [
+  'approved',
+  'not_required',
+  'failed',
+  'group_not_found',
+  'invalid_request',
+  'email_undeliverable',
+  'expired',
+  'canceled',
+] as const;
+export type ConsentOutcome = (typeof CONSENT_OUTCOMES)[number];
+
+/** Outcomes after which the avatar may be used. */
+export function isSuccessfulOutcome(outcome: ConsentOutcome): boolean {
+  return outcome === 'approved' || outcome === 'not_required';
+}
+
+export interface ConsentError {
+  code: string;
+  message: string;
+  param?: string | null;
+}
+
+export interface CompletionNotice {
+  workflowId: string;
+  runId?: string;
+  signalName: string;
+  delivered: boolean;
+  /** Why it was not delivered, e.g. the target workflow no longer exists. */
+  reason?: string;
+}
+
+export interface AvatarConsentResult {
+  outcome: ConsentOutcome;
+  groupId: string;
+  consentStatus: string | null;
+  avatarStatus: string | null;
+  consentUrl: string | null;
+  /** When the workflow saw the approval (ISO-8601). */
+  approvedAt?: string;
+  error?: ConsentError;
+  polls: number;
+  emailsSent: number;
+  linkGeneration: number;
+  /** Whether the completion signal reached its target. */
+  notification?: CompletionNotice;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status (query), signals and updates
+// ---------------------------------------------------------------------------------------------
+
+export const CONSENT_PHASES = [
+  'looking',
+  'requesting',
+  'emailing',
+  'awaiting',
+  'refreshing',
+  'done',
+] as const;
+export type ConsentPhase = (typeof CONSENT_PHASES)[number];
+
+/** Why the workflow cannot make progress until an operator acts (HeyGen 401/402/403). */
+export type BlockedReason = 'credentials' | 'billing' | 'access';
+
+export interface ConsentStatusView {
+  groupId: string;
+  phase: ConsentPhase;
+  outcome: ConsentOutcome | null;
+  consentStatus: string | null;
+  avatarStatus: string | null;
+  polls: number;
+  /** When the next poll is due (ISO-8601), as far as the workflow knows. */
+  nextPollAt: string | null;
+  lastError: ConsentError | null;
+  blocked: BlockedReason | null;
+  linkGeneration: number;
+  linkExpiresAt: string | null;
+  emailsSent: number;
+  deadline: string;
+}
+
+export const resendEmailInputSchema = z
+  .strictObject({
+    /** Free text for the audit trail (not sent to the person). */
+    reason: z
+      .string()
+      .max(500)
+      .refine((text) => !controlCharacters.test(text), 'must not contain control characters')
+      .optional(),
+  })
+  .optional();
+export type ResendEmailInput = z.input<typeof resendEmailInputSchema>;
+
+export interface ResendEmailResult {
+  messageId: string;
+  emailsSent: number;
+  linkGeneration: number;
+}
+
+export interface CancelInput {
+  reason?: string;
+}
+
+/** Sent to the caller (notify target, or the parent workflow) when the consent ends, whatever the outcome. */
+export const avatarConsentCompletedSignal = defineSignal<[AvatarConsentResult]>(DEFAULT_COMPLETION_SIGNAL);
+/** Poll HeyGen now instead of waiting for the next scheduled poll (a hint, never proof of approval). */
+export const checkNowSignal = defineSignal('checkNow');
+/** Stop waiting; the workflow ends with outcome `canceled` and still notifies the caller. */
+export const cancelSignal = defineSignal<[CancelInput?]>('cancel');
+/** Email the current link again; returns once the email is sent. */
+export const resendEmailUpdate = defineUpdate<ResendEmailResult, [ResendEmailInput]>('resendEmail');
+export const statusQuery = defineQuery<ConsentStatusView>('status');

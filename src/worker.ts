@@ -1,0 +1,87 @@
+/**
+ * The worker: builds the HeyGen client and the mailer from config, wires them into the activities,
+ * and runs the consent workflow's task queue until SIGINT/SIGTERM, then drains and exits.
+ */
+import { extname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { WorkerOptions } from '@temporalio/worker';
+import { createActivities } from './activities/index.js';
+import type { ActivityDependencies } from './activities/index.js';
+import { emailDomain, loadWorkerConfig, redactConfig } from './config.js';
+import type { WorkerConfig } from './config.js';
+import { createSmtpMailer } from './email/index.js';
+import { HeyGenClient, RateGate } from './heygen/index.js';
+
+/** The workflow entry point, next to this file: `.ts` under tsx and tests, `.js` once built. */
+export const workflowsPath = fileURLToPath(
+  new URL(`./workflows/index${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
+
+export interface ConsentWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  dependencies: ActivityDependencies;
+  /** Tests pass a pre-built bundle so each file bundles workflow code once. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export async function createConsentWorker(options: ConsentWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: options.connection,
+    namespace: options.namespace,
+    taskQueue: options.taskQueue,
+    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    activities: createActivities(options.dependencies),
+  });
+}
+
+export function dependenciesFromConfig(config: WorkerConfig) {
+  const heygen = new HeyGenClient({
+    baseUrl: config.HEYGEN_BASE_URL,
+    apiKey: config.HEYGEN_API_KEY,
+    timeoutMs: config.HEYGEN_TIMEOUT_MS,
+    // One gate per worker process: after a 429, no HeyGen call from this worker goes out until Retry-After.
+    rateGate: new RateGate(),
+  });
+  const mailer = createSmtpMailer({ smtpUrl: config.SMTP_URL, from: config.EMAIL_FROM });
+  return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM) };
+}
+
+export async function runWorker(config: WorkerConfig): Promise<void> {
+  // Runtime.install sets the log level; the default shutdown signals (SIGINT, SIGTERM...) stop the worker gracefully.
+  Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
+  const deps = dependenciesFromConfig(config);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  try {
+    const worker = await createConsentWorker({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      dependencies: deps,
+    });
+    console.log(JSON.stringify({ msg: 'avatar-consent worker starting', config: redactConfig(config) }));
+    await worker.run();
+  } finally {
+    deps.mailer.close();
+    await connection.close();
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  let config: WorkerConfig;
+  try {
+    config = loadWorkerConfig();
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    process.exit(2);
+  }
+  runWorker(config).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error('worker failed:', err instanceof Error ? err.message : String(err));
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,402 @@
+/**
+ * The consent workflow on the time-skipping test server, with the real activities over an in-memory
+ * HeyGen and mailer: days of waiting run in seconds, and every call is recorded at server time.
+ */
+import { fileURLToPath } from 'node:url';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createActivities } from '../../src/activities/index.js';
+import {
+  cancelSignal,
+  checkNowSignal,
+  resendEmailUpdate,
+  statusQuery,
+  workflowIdForGroup,
+} from '../../src/contract.js';
+import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract.js';
+import { MailError } from '../../src/email/index.js';
+import { FakeHeyGen } from '../helpers/fake-heygen.js';
+import { FakeMailer } from '../helpers/fake-mailer.js';
+import { createTimeSkippingEnv, uniqueName } from '../helpers/temporal.js';
+import { avatarConsentWorkflow, callerWorkflow, parentWorkflow } from './test-workflows.js';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+const heygen = new FakeHeyGen(() => env.currentTimeMs());
+const mailer = new FakeMailer();
+const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+beforeAll(async () => {
+  [env, bundle] = await Promise.all([
+    createTimeSkippingEnv(),
+    bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('./test-workflows.ts', import.meta.url)),
+      logger: quiet,
+    }),
+  ]);
+});
+
+afterAll(async () => {
+  await env?.teardown();
+});
+
+/** Runs `fn` with a worker of the real activities on a fresh task queue. */
+async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueName('consent');
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: createActivities({ heygen, mailer, messageIdDomain: 'test.example' }),
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+function newGroup(patch: Parameters<FakeHeyGen['addGroup']>[1] = {}): string {
+  const id = uniqueName('ag').replace(/[^A-Za-z0-9_-]/g, '_');
+  heygen.addGroup(id, patch);
+  return id;
+}
+
+async function executeEach(taskQueue: string, groupIds: string[]): Promise<AvatarConsentResult[]> {
+  const results: AvatarConsentResult[] = [];
+  for (const groupId of groupIds) {
+    results.push(
+      await env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('consent'),
+        args: [inputFor(groupId)],
+      }),
+    );
+  }
+  return results;
+}
+
+function inputFor(groupId: string, extra: Partial<AvatarConsentInput> = {}): AvatarConsentInput {
+  return { groupId, recipient: { email: 'person@example.com', name: 'Ada Person' }, ...extra };
+}
+
+async function waitForStatus(
+  handle: { query: (q: typeof statusQuery) => Promise<ConsentStatusView> },
+  predicate: (s: ConsentStatusView) => boolean,
+): Promise<ConsentStatusView> {
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status && predicate(status)) return status;
+    if (Date.now() > until) throw new Error(`status never matched; last: ${JSON.stringify(status)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('avatarConsentWorkflow (time-skipping server)', () => {
+  it('reaches the 7-day deadline in seconds, refreshing and re-emailing the link on the default policy', async () => {
+    const groupId = newGroup();
+    const started = Date.now();
+    const result = await withWorker((taskQueue) =>
+      env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [inputFor(groupId)],
+      }),
+    );
+    expect(Date.now() - started).toBeLessThan(45_000);
+    expect(result.outcome).toBe('expired');
+    // Default: links every 23 h, at most 6 refreshes, so 7 links and 7 emails in 7 days.
+    expect(result.linkGeneration).toBe(7);
+    expect(result.emailsSent).toBe(7);
+    const keys = heygen.callsFor(groupId, 'POST').map((c) => c.idempotencyKey);
+    expect(new Set(keys).size).toBe(7);
+    expect(keys.every((k) => /^avatar-consent:[0-9a-f-]{36}:g[1-7]$/.test(k ?? ''))).toBe(true);
+    // Infrequent polling with backoff to a 30-minute cap: far fewer than one poll a minute.
+    const polls = heygen.callsFor(groupId, 'GET').length - 1;
+    expect(result.polls).toBe(polls);
+    expect(polls).toBeGreaterThan(7 * 24);
+    expect(polls).toBeLessThan(7 * 24 * 2 + 7 * 12);
+    const messageIds = mailer.sentTo(groupId).map((e) => e.messageId);
+    expect(new Set(messageIds).size).toBe(7);
+  });
+
+  it('refreshes the link after linkTtl with a new key and email, then expires at the deadline', async () => {
+    const groupId = newGroup();
+    const result = await withWorker((taskQueue) =>
+      env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('refresh'),
+        args: [inputFor(groupId, { policy: { linkTtl: '1h', maxLinkRefreshes: 2, deadline: '5h' } })],
+      }),
+    );
+    expect(result).toMatchObject({ outcome: 'expired', linkGeneration: 3, emailsSent: 3 });
+    const posts = heygen.callsFor(groupId, 'POST');
+    expect(posts.map((c) => c.idempotencyKey?.split(':').at(-1))).toEqual(['g1', 'g2', 'g3']);
+    // Refreshes happen one linkTtl apart in server time.
+    expect(posts[1]!.at - posts[0]!.at).toBeGreaterThanOrEqual(3_600_000);
+    expect(posts[2]!.at - posts[1]!.at).toBeGreaterThanOrEqual(3_600_000);
+    const emails = mailer.sentTo(groupId);
+    expect(emails.map((e) => e.generation)).toEqual([1, 2, 3]);
+    expect(emails[1]!.consentUrl).not.toBe(emails[0]!.consentUrl);
+  });
+
+  it('after a 429 with Retry-After: 120 never polls again before 120 s have passed', async () => {
+    const groupId = newGroup();
+    heygen.approveOnGet.set(groupId, 6);
+    const result = await withWorker((taskQueue) => {
+      // The look-up GET is the first call; it is rate limited, and so is everything until 120 s later.
+      heygen.failNext(groupId, 'GET', {
+        kind: 'rate_limited',
+        status: 429,
+        code: 'rate_limit_exceeded',
+        retryAfterMs: 120_000,
+      });
+      return env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('rate-limited'),
+        args: [inputFor(groupId, { policy: { pollInitialInterval: '5s' } })],
+      });
+    });
+    expect(result.outcome).toBe('approved');
+    const gets = heygen.callsFor(groupId, 'GET');
+    const limited = gets.findIndex((c) => c.outcome === '429');
+    expect(limited).toBeGreaterThanOrEqual(0);
+    const next = gets[limited + 1]!;
+    expect(next.at - gets[limited]!.at).toBeGreaterThanOrEqual(120_000);
+  });
+
+  it('ends with canceled on the cancel signal and still notifies the caller', async () => {
+    const groupId = newGroup();
+    const { consent, caller } = await withWorker(async (taskQueue) => {
+      const callerHandle = await env.client.workflow.start(callerWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('caller'),
+      });
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('cancel'),
+        args: [inputFor(groupId, { notify: { workflowId: callerHandle.workflowId } })],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      await handle.signal(cancelSignal, { reason: 'customer withdrew' });
+      return { consent: await handle.result(), caller: await callerHandle.result() };
+    });
+    expect(consent).toMatchObject({
+      outcome: 'canceled',
+      error: { code: 'canceled', message: 'customer withdrew' },
+    });
+    expect(consent.notification).toMatchObject({ delivered: true, signalName: 'avatarConsentCompleted' });
+    expect(caller.outcome).toBe('canceled');
+  });
+
+  it('polls at once on checkNow instead of waiting for the next scheduled poll', async () => {
+    const groupId = newGroup();
+    const result = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('check-now'),
+        args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      // The first poll happened; the next would be 6 h away.
+      const until = Date.now() + 10_000;
+      while (heygen.callsFor(groupId, 'GET').length < 2 && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      heygen.approve(groupId);
+      await handle.signal(checkNowSignal);
+      return handle.result();
+    });
+    expect(result.outcome).toBe('approved');
+    const gets = heygen.callsFor(groupId, 'GET');
+    // look-up, first poll, then the nudged poll: well before the 6-hour interval.
+    expect(gets).toHaveLength(3);
+    expect(gets[2]!.at - gets[1]!.at).toBeLessThan(60_000);
+  });
+
+  it('signals a caller workflow with avatarConsentCompleted and the typed result', async () => {
+    const groupId = newGroup();
+    heygen.approveOnGet.set(groupId, 3);
+    const { consent, received } = await withWorker(async (taskQueue) => {
+      const callerHandle = await env.client.workflow.start(callerWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('caller'),
+      });
+      const consentResult = await env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('notify'),
+        args: [inputFor(groupId, { notify: { workflowId: callerHandle.workflowId } })],
+      });
+      return { consent: consentResult, received: await callerHandle.result() };
+    });
+    expect(consent.outcome).toBe('approved');
+    expect(consent.approvedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const { notification, ...withoutNotification } = consent;
+    expect(received).toEqual(withoutNotification);
+    expect(notification).toMatchObject({ delivered: true });
+  });
+
+  it('signals its parent when started as a child without notify', async () => {
+    const groupId = newGroup();
+    heygen.approveOnGet.set(groupId, 2);
+    const { signalled, childResult } = await withWorker((taskQueue) =>
+      env.client.workflow.execute(parentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('parent'),
+        args: [inputFor(groupId)],
+      }),
+    );
+    expect(childResult.outcome).toBe('approved');
+    expect(signalled.outcome).toBe('approved');
+    expect(childResult.notification).toMatchObject({ delivered: true });
+  });
+
+  it('records an undeliverable completion signal and still finishes normally', async () => {
+    const groupId = newGroup({ consent_status: 'approved', status: 'completed' });
+    const result = await withWorker((taskQueue) =>
+      env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('gone'),
+        args: [inputFor(groupId, { notify: { workflowId: 'no-such-caller-workflow' } })],
+      }),
+    );
+    expect(result.outcome).toBe('approved');
+    expect(result.notification).toMatchObject({ workflowId: 'no-such-caller-workflow', delivered: false });
+    expect(result.notification?.reason).toBeTruthy();
+  });
+
+  it('finishes at once with no request and no email when consent is already approved or not required', async () => {
+    const approved = newGroup({ consent_status: 'approved', status: 'completed' });
+    const notRequired = newGroup({ consent_status: null, status: 'completed' });
+    const skipped = newGroup({ consent_status: 'skipped', status: 'completed' });
+    // One at a time: concurrent result() calls confuse the time-skipping server's idle detection.
+    const results = await withWorker((taskQueue) => executeEach(taskQueue, [approved, notRequired, skipped]));
+    expect(results.map((r) => r.outcome)).toEqual(['approved', 'not_required', 'not_required']);
+    for (const groupId of [approved, notRequired, skipped]) {
+      expect(heygen.callsFor(groupId, 'GET')).toHaveLength(1);
+      expect(heygen.callsFor(groupId, 'POST')).toHaveLength(0);
+      expect(mailer.sentTo(groupId)).toHaveLength(0);
+    }
+  });
+
+  it('ends with group_not_found on 404 and invalid_request on 400, without retrying', async () => {
+    const missing = `ag_missing_${Date.now()}`;
+    const invalid = newGroup();
+    heygen.failNext(invalid, 'POST', {
+      kind: 'invalid',
+      status: 400,
+      code: 'invalid_parameter',
+      param: 'reroute_url',
+    });
+    const [notFound, badRequest] = await withWorker((taskQueue) =>
+      executeEach(taskQueue, [missing, invalid]),
+    );
+    expect(notFound).toMatchObject({ outcome: 'group_not_found', error: { code: 'avatar_group_not_found' } });
+    expect(heygen.callsFor(missing)).toHaveLength(1);
+    expect(badRequest).toMatchObject({
+      outcome: 'invalid_request',
+      error: { code: 'invalid_parameter', param: 'reroute_url' },
+    });
+    expect(heygen.callsFor(invalid, 'POST')).toHaveLength(1);
+    expect(mailer.sentTo(invalid)).toHaveLength(0);
+  });
+
+  it('on 401 keeps retrying slowly, shows "blocked: credentials", and resumes by itself once the key works', async () => {
+    const groupId = newGroup();
+    heygen.approveOnGet.set(groupId, 2);
+    heygen.failNext(
+      groupId,
+      'POST',
+      { kind: 'needs_operator', status: 401, code: 'authentication_failed' },
+      4,
+    );
+    const { result, blocked } = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('blocked'),
+        args: [inputFor(groupId)],
+      });
+      const resultPromise = handle.result(); // lets the server skip time
+      const blockedStatus = await waitForStatus(handle, (s) => s.blocked !== null || s.outcome !== null);
+      return { result: await resultPromise, blocked: blockedStatus };
+    });
+    expect(blocked).toMatchObject({
+      phase: 'requesting',
+      blocked: 'credentials',
+      lastError: { code: 'authentication_failed' },
+    });
+    expect(result.outcome).toBe('approved');
+    const posts = heygen.callsFor(groupId, 'POST');
+    expect(posts).toHaveLength(5);
+    // Slow retries (5 minutes apart), all with the same idempotency key.
+    expect(posts[2]!.at - posts[1]!.at).toBeGreaterThanOrEqual(5 * 60_000);
+    expect(new Set(posts.map((p) => p.idempotencyKey)).size).toBe(1);
+  });
+
+  it('resendEmail returns once the email is sent, as a distinct message for the same link', async () => {
+    const groupId = newGroup();
+    const { update, result } = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('resend'),
+        args: [inputFor(groupId)],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      const rejected: unknown = await handle
+        .executeUpdate(resendEmailUpdate, { args: [{ reason: 'x'.repeat(600) }] })
+        .catch((e: unknown) => e);
+      expect(((rejected as Error).cause as Error | undefined)?.message ?? '').toMatch(
+        /Invalid resendEmail input: reason:/,
+      );
+      const updateResult = await handle.executeUpdate(resendEmailUpdate, {
+        args: [{ reason: 'asked by support' }],
+      });
+      heygen.approve(groupId);
+      await handle.signal(checkNowSignal);
+      return { update: updateResult, result: await handle.result() };
+    });
+    expect(update).toMatchObject({ emailsSent: 2, linkGeneration: 1 });
+    expect(update.messageId).toMatch(/\.g1\.r1@test\.example>$/);
+    expect(result).toMatchObject({ outcome: 'approved', emailsSent: 2 });
+    const emails = mailer.sentTo(groupId);
+    expect(emails.map((e) => e.reminder)).toEqual([false, true]);
+    expect(emails[1]!.consentUrl).toBe(emails[0]!.consentUrl);
+  });
+
+  it('ends with email_undeliverable on a permanent SMTP rejection, keeping the link in the result', async () => {
+    const groupId = newGroup();
+    mailer.failNext(
+      groupId,
+      new MailError('550 mailbox unavailable', { kind: 'permanent', reason: 'rejected', responseCode: 550 }),
+    );
+    const result: AvatarConsentResult = await withWorker((taskQueue) =>
+      env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('undeliverable'),
+        args: [inputFor(groupId)],
+      }),
+    );
+    expect(result).toMatchObject({
+      outcome: 'email_undeliverable',
+      emailsSent: 0,
+      error: { code: 'smtp_550' },
+    });
+    expect(result.consentUrl).toMatch(/^https:\/\/consent\.example\//);
+  });
+
+  it('rejects bad input by name, in the workflow too (callers in other languages skip the starter)', async () => {
+    const err: unknown = await withWorker((taskQueue) =>
+      env.client.workflow
+        .execute(avatarConsentWorkflow, {
+          taskQueue,
+          workflowId: uniqueName('bad-input'),
+          args: [{ groupId: 'ag/../x', recipient: { email: 'not-an-address' } }],
+        })
+        .catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const message = (err as WorkflowFailedError).cause?.message ?? '';
+    expect(message).toMatch(/groupId: must be 1-128 characters/);
+    expect(message).toMatch(/recipient\.email: must be an email address/);
+  });
+});
