@@ -1,0 +1,286 @@
+/**
+ * Everything a user would see, over real protocols: the Temporal dev server, the HeyGen sandbox over
+ * HTTP, a real SMTP server, and the real activities, clients and worker wiring.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { statusQuery } from '../../src/contract.js';
+import type { AvatarConsentInput, ConsentStatusView } from '../../src/contract.js';
+import { createSmtpMailer } from '../../src/email/index.js';
+import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
+import { startSandbox } from '../../src/heygen/sandbox/index.js';
+import { startAvatarConsent } from '../../src/starter.js';
+import type { AvatarConsentHandle } from '../../src/starter.js';
+import { createConsentWorker } from '../../src/worker.js';
+import { startSmtpTestServer } from '../helpers/smtp-test-server.js';
+import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
+import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { callerWorkflow } from '../workflows/test-workflows.js';
+
+type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
+
+const API_KEY = 'integration-key';
+const FROM = 'Avatar consent <consent@avatar-consent.test>';
+/** Fast polling so a test waits seconds, not minutes. */
+const fastPolicy = { pollInitialInterval: '1s', pollMaxInterval: '2s' } as const;
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let sandbox: Sandbox;
+let smtp: SmtpTestServer;
+
+beforeAll(async () => {
+  [env, bundle, sandbox, smtp] = await Promise.all([
+    createDevServerEnv(),
+    bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('../workflows/test-workflows.ts', import.meta.url)),
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    }),
+    startSandbox({ apiKeys: [API_KEY] }),
+    startSmtpTestServer(),
+  ]);
+});
+
+afterAll(async () => {
+  await Promise.allSettled([env?.teardown(), sandbox?.close(), smtp?.close()]);
+});
+
+function dependencies() {
+  return {
+    heygen: new HeyGenClient({
+      baseUrl: sandbox.url,
+      apiKey: API_KEY,
+      timeoutMs: 2_000,
+      rateGate: new RateGate(),
+    }),
+    mailer: createSmtpMailer({ smtpUrl: smtp.url, from: FROM, connectionTimeoutMs: 2_000 }),
+    messageIdDomain: 'avatar-consent.test',
+  };
+}
+
+async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = uniqueName('it');
+  const worker: Worker = await createConsentWorker({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    dependencies: dependencies(),
+    workflowBundle: bundle,
+  });
+  return worker.runUntil(fn(taskQueue));
+}
+
+function inputFor(
+  groupId: string,
+  email: string,
+  extra: Partial<AvatarConsentInput> = {},
+): AvatarConsentInput {
+  return { groupId, recipient: { email, name: 'Ada Person' }, policy: fastPolicy, ...extra };
+}
+
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function statusOf(handle: AvatarConsentHandle): Promise<ConsentStatusView | undefined> {
+  return handle.query(statusQuery).catch(() => undefined);
+}
+
+function consentPosts(groupId: string) {
+  return sandbox.ledger().filter((e) => e.method === 'POST' && e.path === `/v3/avatars/${groupId}/consent`);
+}
+
+/** What a person does: open the link from the email, press "I agree". */
+async function approveFromEmail(text: string): Promise<string> {
+  const link = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/.exec(text)?.[0];
+  expect(link, 'the email contains the consent link').toBeTruthy();
+  const page = await fetch(link!);
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain('I agree');
+  const agreed = await fetch(`${link!}/agree`, { method: 'POST', redirect: 'manual' });
+  expect([200, 303]).toContain(agreed.status);
+  return link!;
+}
+
+describe('consent flow on the dev server with the sandbox and real SMTP', () => {
+  it('happy path: the email arrives, the person approves on the consent page, the caller is signalled', async () => {
+    const group = sandbox.createGroup({ name: 'Ada <Twin>' });
+    const email = `${uniqueName('ada')}@example.com`;
+    const { caller, result } = await withWorker(async (taskQueue) => {
+      const callerHandle = await env.client.workflow.start(callerWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('caller'),
+      });
+      const handle = await startAvatarConsent(
+        env.client,
+        inputFor(group.id, email, { notify: { workflowId: callerHandle.workflowId } }),
+        { taskQueue },
+      );
+      const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 30_000 });
+      expect(mail!.subject).toContain('Ada <Twin>');
+      expect(mail!.html).not.toContain('<Twin>');
+      expect(mail!.messageId).toMatch(/^<avatar-consent\.[0-9a-f-]{36}\.g1@avatar-consent\.test>$/);
+      await approveFromEmail(mail!.text);
+      return { caller: await callerHandle.result(), result: await handle.result() };
+    });
+    expect(result).toMatchObject({
+      outcome: 'approved',
+      groupId: group.id,
+      consentStatus: 'approved',
+      emailsSent: 1,
+      linkGeneration: 1,
+    });
+    expect(result.notification).toMatchObject({ delivered: true });
+    expect(caller.outcome).toBe('approved');
+    expect(consentPosts(group.id)).toHaveLength(1);
+  });
+
+  it('a duplicate trigger attaches to the running workflow: one consent request, one email', async () => {
+    const group = sandbox.createGroup({ name: 'Twice' });
+    const email = `${uniqueName('twice')}@example.com`;
+    const result = await withWorker(async (taskQueue) => {
+      const [first, second] = await Promise.all([
+        startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue }),
+        startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue }),
+      ]);
+      const third = await startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue });
+      const runIds = await Promise.all([first, second, third].map(async (h) => (await h.describe()).runId));
+      expect(new Set(runIds).size).toBe(1);
+      const [mail] = await smtp.waitForMessages(1, { to: email });
+      await approveFromEmail(mail!.text);
+      return first.result();
+    });
+    expect(result.outcome).toBe('approved');
+    const posts = consentPosts(group.id);
+    expect(posts.filter((p) => !p.replayed)).toHaveLength(1);
+    expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+  });
+
+  it('ends at once on 404 (unknown group) and 400 (HeyGen rejects the request), without retries', async () => {
+    const missing = `ag_missing_${Date.now()}`;
+    const group = sandbox.createGroup({ name: 'Rejected' });
+    sandbox.injectFault({
+      kind: 'body',
+      count: 1,
+      status: 400,
+      contentType: 'application/json',
+      body: JSON.stringify({
+        error: {
+          code: 'invalid_parameter',
+          message: 'reroute_url is not allowed',
+          param: 'reroute_url',
+          doc_url: null,
+        },
+      }),
+      pathPrefix: `/v3/avatars/${group.id}/consent`,
+    });
+    const [notFound, invalid] = await withWorker((taskQueue) =>
+      Promise.all([
+        startAvatarConsent(env.client, inputFor(missing, 'x@example.com'), { taskQueue }).then((h) =>
+          h.result(),
+        ),
+        startAvatarConsent(env.client, inputFor(group.id, 'y@example.com'), { taskQueue }).then((h) =>
+          h.result(),
+        ),
+      ]),
+    );
+    expect(notFound).toMatchObject({ outcome: 'group_not_found', error: { code: 'avatar_group_not_found' } });
+    expect(sandbox.ledger().filter((e) => e.path.startsWith(`/v3/avatars/${missing}`))).toHaveLength(1);
+    expect(invalid).toMatchObject({
+      outcome: 'invalid_request',
+      error: { code: 'invalid_parameter', param: 'reroute_url' },
+    });
+    expect(consentPosts(group.id)).toHaveLength(1);
+    expect(invalid.emailsSent).toBe(0);
+  });
+
+  it('an SMTP server that is down for a while, then up: exactly one email arrives', async () => {
+    const group = sandbox.createGroup({ name: 'Mail outage' });
+    const email = `${uniqueName('outage')}@example.com`;
+    await smtp.stop();
+    const result = await withWorker(async (taskQueue) => {
+      const handle = await startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue });
+      // Wait until the send has failed at least twice against the dead server.
+      await eventually('two failed email attempts', async () => {
+        const description = await handle.describe();
+        const pending = description.raw.pendingActivities?.find(
+          (a) => a.activityType?.name === 'sendConsentEmail',
+        );
+        return (pending?.attempt ?? 0) >= 2 ? true : undefined;
+      });
+      await smtp.start();
+      const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 30_000 });
+      await approveFromEmail(mail!.text);
+      return handle.result();
+    });
+    expect(result).toMatchObject({ outcome: 'approved', emailsSent: 1 });
+    expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+  });
+});
+
+describe('worker crash', () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => {
+    child?.kill('SIGKILL');
+  });
+
+  function startWorkerProcess(taskQueue: string): ChildProcess {
+    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env.address,
+        TEMPORAL_NAMESPACE: 'default',
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        HEYGEN_API_KEY: API_KEY,
+        HEYGEN_BASE_URL: sandbox.url,
+        SMTP_URL: smtp.url,
+        EMAIL_FROM: FROM,
+        LOG_LEVEL: 'WARN',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    return proc;
+  }
+
+  it('a worker killed with SIGKILL mid-poll and started again still finishes, without a second consent or email', async () => {
+    const group = sandbox.createGroup({ name: 'Crash' });
+    const email = `${uniqueName('crash')}@example.com`;
+    const taskQueue = uniqueName('crash');
+    child = startWorkerProcess(taskQueue);
+    const handle = await startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue });
+    const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 60_000 });
+    await eventually('polling', async () => {
+      const status = await statusOf(handle);
+      const polls = sandbox
+        .ledger()
+        .filter((e) => e.method === 'GET' && e.path === `/v3/avatars/${group.id}`).length;
+      return status?.phase === 'awaiting' && polls >= 3 ? true : undefined;
+    });
+    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    child.kill('SIGKILL');
+    await exited;
+    await approveFromEmail(mail!.text);
+    child = startWorkerProcess(taskQueue);
+    const result = await handle.result();
+    expect(result.outcome).toBe('approved');
+    expect(consentPosts(group.id)).toHaveLength(1);
+    expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+    child.kill('SIGTERM');
+  });
+});
