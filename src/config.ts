@@ -43,6 +43,9 @@ export const workerEnvSchema = z.object({
   SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),
   EMAIL_FROM: z.string({ error: 'is required, e.g. "Avatar consent <consent@example.com>"' }).pipe(emailFrom),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /** Prometheus metrics (SDK runtime + consent counters) on this port; unset = off. */
+  METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema>;
@@ -64,6 +67,16 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
 export function emailDomain(from: string): string {
   const address = /<([^>]+)>/.exec(from)?.[1] ?? from;
   return address.slice(address.lastIndexOf('@') + 1).trim();
+}
+
+/** The values that must never appear in logs or errors. */
+export function secretsOf(config: WorkerConfig): string[] {
+  const secrets = [config.HEYGEN_API_KEY];
+  if (URL.canParse(config.SMTP_URL)) {
+    const password = new URL(config.SMTP_URL).password;
+    if (password) secrets.push(password, decodeURIComponent(password));
+  }
+  return secrets;
 }
 
 function redactUrlPassword(text: string): string {

@@ -5,6 +5,7 @@
  * languages start the workflow by these names with JSON, so everything here is a compatibility
  * promise. It must stay deterministic (it is bundled into workflow code): no I/O, no Node built-ins.
  */
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 
@@ -16,6 +17,30 @@ export const DEFAULT_COMPLETION_SIGNAL = 'avatarConsentCompleted';
 export function workflowIdForGroup(groupId: string): string {
   return `avatar-consent-${groupId}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Search attributes (Keyword). Never put addresses or links here: search attributes are not encrypted.
+// ---------------------------------------------------------------------------------------------
+
+export const AvatarGroupIdAttribute = defineSearchAttributeKey('AvatarGroupId', SearchAttributeType.KEYWORD);
+/** looking, requesting, emailing, awaiting, refreshing, done. */
+export const ConsentPhaseAttribute = defineSearchAttributeKey('ConsentPhase', SearchAttributeType.KEYWORD);
+/** The outcome once done (approved, expired...). */
+export const ConsentOutcomeAttribute = defineSearchAttributeKey(
+  'ConsentOutcome',
+  SearchAttributeType.KEYWORD,
+);
+/** credentials, billing or access while HeyGen refuses our key (401/402/403); none otherwise. */
+export const ConsentBlockedAttribute = defineSearchAttributeKey(
+  'ConsentBlocked',
+  SearchAttributeType.KEYWORD,
+);
+export const CONSENT_SEARCH_ATTRIBUTES = [
+  AvatarGroupIdAttribute,
+  ConsentPhaseAttribute,
+  ConsentOutcomeAttribute,
+  ConsentBlockedAttribute,
+] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Durations

@@ -7,6 +7,8 @@ import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import {
+  AvatarGroupIdAttribute,
+  DEFAULT_POLICY,
   DEFAULT_TASK_QUEUE,
   InvalidInputError,
   WORKFLOW_TYPE,
@@ -22,6 +24,19 @@ export interface StartOptions {
   taskQueue?: string;
   /** Defaults to `avatar-consent-<groupId>`: one consent workflow per group. */
   workflowId?: string;
+  /**
+   * Set the `AvatarGroupId` search attribute at start (default true), which also makes the workflow
+   * keep `ConsentPhase`, `ConsentOutcome` and `ConsentBlocked` up to date. The cluster must have them
+   * registered (README, "Search attributes"); pass false where it does not.
+   */
+  searchAttributes?: boolean;
+}
+
+/** `a***@example.com`: enough for an operator to recognise, not a full address in the UI. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  if (at <= 0) return '***';
+  return `${email[0]}***${email.slice(at)}`;
 }
 
 export type AvatarConsentHandle = WorkflowHandle<typeof avatarConsentWorkflow>;
@@ -42,7 +57,18 @@ export async function startAvatarConsent(
     workflowId: options.workflowId ?? workflowIdForGroup(parsed.groupId),
     workflowIdConflictPolicy: 'USE_EXISTING',
     args: [input],
+    ...(options.searchAttributes === false
+      ? {}
+      : { typedSearchAttributes: [{ key: AvatarGroupIdAttribute, value: parsed.groupId }] }),
     staticSummary: `Avatar consent for HeyGen group ${parsed.groupId}`,
+    staticDetails: [
+      `**Group:** \`${parsed.groupId}\``,
+      `**Recipient:** ${maskEmail(parsed.recipient.email)}`,
+      parsed.notify
+        ? `**Notifies:** workflow \`${parsed.notify.workflowId}\``
+        : '**Notifies:** parent or nobody',
+      `**Deadline:** ${input.policy?.deadline ?? DEFAULT_POLICY.deadline}`,
+    ].join('\n\n'),
   });
 }
 
@@ -61,15 +87,18 @@ const usage = `Usage: npm run starter -- --group-id <id> --email <address> [opti
   --notify-signal <name>      signal name for --notify-workflow-id
   --deadline <duration>       give up after this long, e.g. 7d (default)
   --task-queue <name>         default ${DEFAULT_TASK_QUEUE}
+  --no-search-attributes      for clusters without the AvatarGroupId/Consent* search attributes
   --wait                      show progress until the end; exit 0 only for approved or not_required
 
 Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default).`;
 
-export function inputFromArgs(argv: string[]): {
+export interface CliArgs {
   input: AvatarConsentInput;
   wait: boolean;
-  taskQueue?: string;
-} {
+  options: StartOptions;
+}
+
+export function inputFromArgs(argv: string[]): CliArgs {
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -83,6 +112,7 @@ export function inputFromArgs(argv: string[]): {
       'notify-signal': { type: 'string' },
       deadline: { type: 'string' },
       'task-queue': { type: 'string' },
+      'no-search-attributes': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -106,7 +136,11 @@ export function inputFromArgs(argv: string[]): {
       : {}),
     ...(values.deadline !== undefined ? { policy: { deadline: values.deadline } } : {}),
   };
-  return { input, wait: values.wait, ...(values['task-queue'] ? { taskQueue: values['task-queue'] } : {}) };
+  const options: StartOptions = {
+    ...(values['task-queue'] ? { taskQueue: values['task-queue'] } : {}),
+    ...(values['no-search-attributes'] ? { searchAttributes: false } : {}),
+  };
+  return { input, wait: values.wait, options };
 }
 
 function describeStatus(status: ConsentStatusView): string {
@@ -151,7 +185,7 @@ export async function waitWithProgress(
 }
 
 async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof inputFromArgs>;
+  let parsed: CliArgs;
   try {
     parsed = inputFromArgs(argv);
     parseAvatarConsentInput(parsed.input);
@@ -163,11 +197,7 @@ async function main(argv: string[]): Promise<number> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
   try {
     const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
-    const handle = await startAvatarConsent(
-      client,
-      parsed.input,
-      parsed.taskQueue ? { taskQueue: parsed.taskQueue } : {},
-    );
+    const handle = await startAvatarConsent(client, parsed.input, parsed.options);
     console.log(`consent workflow ${handle.workflowId} (run ${(await handle.describe()).runId})`);
     if (!parsed.wait) return 0;
     const result = await waitWithProgress(handle, (line) => console.log(line));

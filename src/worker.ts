@@ -4,14 +4,15 @@
  */
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities/index.js';
 import type { ActivityDependencies } from './activities/index.js';
-import { emailDomain, loadWorkerConfig, redactConfig } from './config.js';
+import { emailDomain, loadWorkerConfig, redactConfig, secretsOf } from './config.js';
 import type { WorkerConfig } from './config.js';
 import { createSmtpMailer } from './email/index.js';
 import { HeyGenClient, RateGate } from './heygen/index.js';
+import { createJsonLogger } from './logging.js';
 
 /** The workflow entry point, next to this file: `.ts` under tsx and tests, `.js` once built. */
 export const workflowsPath = fileURLToPath(
@@ -49,9 +50,30 @@ export function dependenciesFromConfig(config: WorkerConfig) {
   return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM) };
 }
 
-export async function runWorker(config: WorkerConfig): Promise<void> {
-  // Runtime.install sets the log level; the default shutdown signals (SIGINT, SIGTERM...) stop the worker gracefully.
-  Runtime.install({ logger: new DefaultLogger(config.LOG_LEVEL) });
+/**
+ * Installs the process-wide Temporal runtime: JSON logs, and Prometheus metrics when METRICS_PORT is
+ * set. Its default shutdown signals (SIGINT, SIGTERM...) stop the worker gracefully.
+ */
+export function installRuntime(config: WorkerConfig): void {
+  const logger = createJsonLogger(config.LOG_LEVEL, secretsOf(config));
+  Runtime.install({
+    logger,
+    ...(config.METRICS_PORT
+      ? {
+          telemetryOptions: {
+            metrics: { prometheus: { bindAddress: `${config.METRICS_HOST}:${config.METRICS_PORT}` } },
+          },
+        }
+      : {}),
+  });
+  logger.info('avatar-consent worker configured', { config: redactConfig(config) });
+}
+
+export async function runWorker(
+  config: WorkerConfig,
+  options: { installRuntime?: boolean } = {},
+): Promise<void> {
+  if (options.installRuntime !== false) installRuntime(config);
   const deps = dependenciesFromConfig(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   try {
@@ -61,7 +83,6 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dependencies: deps,
     });
-    console.log(JSON.stringify({ msg: 'avatar-consent worker starting', config: redactConfig(config) }));
     await worker.run();
   } finally {
     deps.mailer.close();

@@ -3,9 +3,10 @@
  * I/O, turn results into plain return values and errors into ApplicationFailures (see ./failures.ts).
  * Built by a factory so that worker.ts wires real clients and tests wire whatever they need.
  */
-import { activityInfo, log } from '@temporalio/activity';
+import { activityInfo, log, metricMeter } from '@temporalio/activity';
 import type { ConsentEmail, Mailer } from '../email/index.js';
 import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
+import { HeyGenError } from '../heygen/index.js';
 import { consentPending, toActivityFailure } from './failures.js';
 import type {
   ConsentLink,
@@ -47,12 +48,38 @@ export function isDecided(group: GroupSnapshot): boolean {
   );
 }
 
+/**
+ * Counts a HeyGen call by operation and HTTP status (`not_sent` when the rate gate or a local check
+ * kept it from going out, `network` for timeouts and connection errors), for the worker's Prometheus metrics.
+ */
+async function counted<T>(operation: 'get_group' | 'create_consent', call: () => Promise<T>): Promise<T> {
+  const requests = metricMeter.createCounter(
+    'avatar_consent_heygen_requests',
+    '1',
+    'HeyGen requests by status',
+  );
+  try {
+    const value = await call();
+    requests.add(1, { operation, status: '2xx' });
+    return value;
+  } catch (err) {
+    const status =
+      err instanceof HeyGenError
+        ? (err.status ?? (err.code === 'timeout' || err.code === 'network_error' ? 'network' : 'not_sent'))
+        : 'error';
+    requests.add(1, { operation, status: String(status) });
+    if (status === 429)
+      metricMeter.createCounter('avatar_consent_heygen_rate_limited', '1', 'HeyGen 429 answers').add(1);
+    throw err;
+  }
+}
+
 export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDependencies) {
   return {
     async lookupAvatarGroup(groupId: string): Promise<GroupSnapshot> {
       const { attempt } = activityInfo();
       try {
-        return toGroupSnapshot(await heygen.getAvatarGroup(groupId));
+        return toGroupSnapshot(await counted('get_group', () => heygen.getAvatarGroup(groupId)));
       } catch (err) {
         throw toActivityFailure(err, attempt);
       }
@@ -61,10 +88,12 @@ export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDe
     async requestConsentLink(input: RequestConsentLinkInput): Promise<ConsentLink> {
       const { attempt } = activityInfo();
       try {
-        const { avatarGroup, url } = await heygen.createConsent(
-          input.groupId,
-          { reroute_url: input.rerouteUrl ?? null, consent_text: input.consentText ?? null },
-          { idempotencyKey: input.idempotencyKey },
+        const { avatarGroup, url } = await counted('create_consent', () =>
+          heygen.createConsent(
+            input.groupId,
+            { reroute_url: input.rerouteUrl ?? null, consent_text: input.consentText ?? null },
+            { idempotencyKey: input.idempotencyKey },
+          ),
         );
         log.info('consent link requested', {
           groupId: input.groupId,
@@ -98,6 +127,9 @@ export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDe
       };
       try {
         const sent = await mailer.sendConsentEmail(email);
+        metricMeter
+          .createCounter('avatar_consent_emails_sent', '1', 'Consent emails accepted by SMTP')
+          .add(1);
         log.info('consent email sent', {
           groupId: input.groupId,
           messageId: sent.messageId,
@@ -124,7 +156,7 @@ export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDe
       const { attempt } = activityInfo();
       let group: GroupSnapshot;
       try {
-        group = toGroupSnapshot(await heygen.getAvatarGroup(input.groupId));
+        group = toGroupSnapshot(await counted('get_group', () => heygen.getAvatarGroup(input.groupId)));
       } catch (err) {
         throw toActivityFailure(err, attempt);
       }

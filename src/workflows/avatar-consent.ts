@@ -16,9 +16,12 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
@@ -27,6 +30,10 @@ import type { ConsentActivities } from '../activities/index.js';
 import { FailureType } from '../activities/types.js';
 import type { AttemptDetails, GroupSnapshot } from '../activities/types.js';
 import {
+  AvatarGroupIdAttribute,
+  ConsentBlockedAttribute,
+  ConsentOutcomeAttribute,
+  ConsentPhaseAttribute,
   DEFAULT_COMPLETION_SIGNAL,
   InvalidInputError,
   cancelSignal,
@@ -146,6 +153,10 @@ class ConsentRun {
   private nudged = false;
   private cancelRequested = false;
   private cancelReason: string | undefined;
+  /** Search attributes are kept up to date only when the starter set AvatarGroupId (it is registered then). */
+  private readonly searchAttributesEnabled =
+    workflowInfo().typedSearchAttributes.get(AvatarGroupIdAttribute) !== undefined;
+  private published = { phase: '', outcome: '', blocked: '' };
 
   constructor(
     private readonly input: ParsedAvatarConsentInput,
@@ -172,6 +183,45 @@ class ConsentRun {
     this.scheduleStartedAtMs = carried?.scheduleStartedAtMs ?? now;
     if (carried) this.phase = 'awaiting';
     this.installHandlers();
+    this.publish();
+  }
+
+  /**
+   * Shows where the consent stands in the Temporal UI: the workflow's current details (markdown)
+   * and, when enabled, the ConsentPhase/ConsentOutcome/ConsentBlocked search attributes, upserted
+   * only when they change so history does not grow with every window.
+   */
+  private publish(): void {
+    const lines = [
+      `**Phase:** ${this.phase}${this.outcome ? ` → **${this.outcome}**` : ''}${this.blocked ? ` (blocked: ${this.blocked})` : ''}`,
+      `**consent_status:** \`${this.consentStatus ?? 'null'}\` · **status:** \`${this.avatarStatus ?? 'null'}\``,
+      `**Polls:** ${this.polls}${this.nextPollAtMs !== null ? ` · next poll about ${iso(this.nextPollAtMs)}` : ''}`,
+      `**Link:** generation ${this.generation}${this.linkIssuedAtMs !== null ? `, refreshed/expires ${iso(this.linkIssuedAtMs + this.policy.linkTtlMs)}` : ''} · **emails sent:** ${this.emailsSent}`,
+      `**Deadline:** ${iso(this.deadlineAtMs)}`,
+    ];
+    if (this.lastError) lines.push(`**Last error:** \`${this.lastError.code}\`: ${this.lastError.message}`);
+    setCurrentDetails(lines.join('\n\n'));
+
+    if (!this.searchAttributesEnabled) return;
+    const next = { phase: this.phase, outcome: this.outcome ?? '', blocked: this.blocked ?? 'none' };
+    if (
+      next.phase === this.published.phase &&
+      next.outcome === this.published.outcome &&
+      next.blocked === this.published.blocked
+    ) {
+      return;
+    }
+    this.published = next;
+    upsertSearchAttributes([
+      { key: ConsentPhaseAttribute, value: next.phase },
+      { key: ConsentBlockedAttribute, value: next.blocked },
+      ...(next.outcome ? [{ key: ConsentOutcomeAttribute, value: next.outcome }] : []),
+    ]);
+  }
+
+  private setPhase(phase: ConsentPhase): void {
+    this.phase = phase;
+    this.publish();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -435,7 +485,7 @@ class ConsentRun {
   /** Requests the next generation's link and emails it. Returns a finish when the flow ends here. */
   private async issueLink(): Promise<FinishArgs | null> {
     const generation = this.generation + 1;
-    this.phase = generation === 1 ? 'requesting' : 'refreshing';
+    this.setPhase(generation === 1 ? 'requesting' : 'refreshing');
     const requested = await this.runStep(`request consent link g${generation}`, (a) =>
       a.requestConsentLink({
         groupId: this.input.groupId,
@@ -452,7 +502,7 @@ class ConsentRun {
     const decided = this.decisionFor(requested.value.group);
     if (decided) return decided;
 
-    if (generation === 1) this.phase = 'emailing';
+    if (generation === 1) this.setPhase('emailing');
     const sent = await this.sendEmail(generation, 0, generation === 1 ? 'first link' : 'refreshed link');
     if (sent.kind !== 'done') return { outcome: sent.kind };
     // A new link restarts the polling schedule: the person is most likely to act soon after an email.
@@ -462,7 +512,7 @@ class ConsentRun {
 
   private async awaitDecision(): Promise<FinishArgs> {
     for (;;) {
-      this.phase = 'awaiting';
+      this.setPhase('awaiting');
       const stop = this.stopReason();
       if (stop) return { outcome: stop };
 
@@ -603,9 +653,13 @@ class ConsentRun {
 
   /** Records the outcome and signals the caller (notify target, else the parent workflow). */
   private async complete(args: FinishArgs): Promise<AvatarConsentResult> {
-    this.phase = 'done';
     this.outcome = args.outcome;
     this.nextPollAtMs = null;
+    this.blocked = null;
+    this.setPhase('done');
+    metricMeter
+      .createCounter('avatar_consent_outcomes', '1', 'Consents finished, by outcome')
+      .add(1, { outcome: args.outcome });
     if (args.outcome === 'canceled' && this.cancelReason) {
       args.error ??= { code: 'canceled', message: this.cancelReason };
     }

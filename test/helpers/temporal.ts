@@ -4,6 +4,7 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
+import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
 import { resolveTemporalExecutable, withServerStartHint } from '../../src/dev/temporal-binaries.js';
 
 export async function createDevServerEnv(
@@ -11,7 +12,9 @@ export async function createDevServerEnv(
 ): Promise<TestWorkflowEnvironment> {
   const executable = resolveTemporalExecutable('dev-server');
   return withServerStartHint('dev-server', executable, () =>
-    TestWorkflowEnvironment.createLocal({ server: { executable, ip: '127.0.0.1', ...server } }),
+    TestWorkflowEnvironment.createLocal({
+      server: { executable, ip: '127.0.0.1', searchAttributes: [...CONSENT_SEARCH_ATTRIBUTES], ...server },
+    }),
   );
 }
 

@@ -3,13 +3,22 @@
  * HTTP, a real SMTP server, and the real activities, clients and worker wiring.
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { statusQuery } from '../../src/contract.js';
+import {
+  AvatarGroupIdAttribute,
+  ConsentBlockedAttribute,
+  ConsentOutcomeAttribute,
+  ConsentPhaseAttribute,
+  statusQuery,
+  workflowIdForGroup,
+} from '../../src/contract.js';
 import type { AvatarConsentInput, ConsentStatusView } from '../../src/contract.js';
 import { createSmtpMailer } from '../../src/email/index.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
@@ -148,6 +157,27 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
     expect(result.notification).toMatchObject({ delivered: true });
     expect(caller.outcome).toBe('approved');
     expect(consentPosts(group.id)).toHaveLength(1);
+
+    // Operators find it in the Temporal UI by search attributes, and read its details without JSON.
+    const description = await env.client.workflow.getHandle(workflowIdForGroup(group.id)).describe();
+    expect(description.typedSearchAttributes.get(AvatarGroupIdAttribute)).toBe(group.id);
+    expect(description.typedSearchAttributes.get(ConsentPhaseAttribute)).toBe('done');
+    expect(description.typedSearchAttributes.get(ConsentOutcomeAttribute)).toBe('approved');
+    expect(description.typedSearchAttributes.get(ConsentBlockedAttribute)).toBe('none');
+    expect(await description.staticSummary()).toContain(group.id);
+    const details = await description.staticDetails();
+    expect(details).toContain(group.id);
+    expect(details).not.toContain(email);
+    const listed = await eventually('visibility', async () => {
+      const found = [];
+      for await (const wf of env.client.workflow.list({
+        query: `AvatarGroupId = "${group.id}" AND ConsentOutcome = "approved"`,
+      })) {
+        found.push(wf.workflowId);
+      }
+      return found.length > 0 ? found : undefined;
+    });
+    expect(listed).toEqual([workflowIdForGroup(group.id)]);
   });
 
   it('a duplicate trigger attaches to the running workflow: one consent request, one email', async () => {
@@ -233,13 +263,26 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
   });
 });
 
-describe('worker crash', () => {
+describe('worker process', () => {
   let child: ChildProcess | undefined;
   afterAll(() => {
     child?.kill('SIGKILL');
   });
 
-  function startWorkerProcess(taskQueue: string): ChildProcess {
+  async function freePort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  /** Runs `npm run worker`'s entry point as a real process; its stderr (JSON logs) is collected. */
+  function startWorkerProcess(
+    taskQueue: string,
+    extraEnv: Record<string, string> = {},
+  ): { proc: ChildProcess; logs: string[] } {
+    const logs: string[] = [];
     const proc = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
       cwd: fileURLToPath(new URL('../..', import.meta.url)),
       env: {
@@ -251,18 +294,21 @@ describe('worker crash', () => {
         HEYGEN_BASE_URL: sandbox.url,
         SMTP_URL: smtp.url,
         EMAIL_FROM: FROM,
-        LOG_LEVEL: 'WARN',
+        LOG_LEVEL: 'INFO',
+        ...extraEnv,
       },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
-    return proc;
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (chunk: string) => logs.push(...chunk.split('\n').filter(Boolean)));
+    return { proc, logs };
   }
 
   it('a worker killed with SIGKILL mid-poll and started again still finishes, without a second consent or email', async () => {
     const group = sandbox.createGroup({ name: 'Crash' });
     const email = `${uniqueName('crash')}@example.com`;
     const taskQueue = uniqueName('crash');
-    child = startWorkerProcess(taskQueue);
+    child = startWorkerProcess(taskQueue).proc;
     const handle = await startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue });
     const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 60_000 });
     await eventually('polling', async () => {
@@ -272,15 +318,45 @@ describe('worker crash', () => {
         .filter((e) => e.method === 'GET' && e.path === `/v3/avatars/${group.id}`).length;
       return status?.phase === 'awaiting' && polls >= 3 ? true : undefined;
     });
-    const exited = new Promise((resolve) => child!.once('exit', resolve));
+    const killed = new Promise((resolve) => child!.once('exit', resolve));
     child.kill('SIGKILL');
-    await exited;
+    await killed;
     await approveFromEmail(mail!.text);
-    child = startWorkerProcess(taskQueue);
+
+    const metricsPort = await freePort();
+    const restarted = startWorkerProcess(taskQueue, {
+      METRICS_PORT: String(metricsPort),
+      METRICS_HOST: '127.0.0.1',
+    });
+    child = restarted.proc;
     const result = await handle.result();
     expect(result.outcome).toBe('approved');
     expect(consentPosts(group.id)).toHaveLength(1);
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+
+    // Prometheus metrics: the SDK's own and the consent counters.
+    const metrics = await eventually('metrics', async () => {
+      const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(
+        (r) => r.text(),
+        () => '',
+      );
+      return text.includes('avatar_consent_outcomes') ? text : undefined;
+    });
+    expect(metrics).toMatch(/avatar_consent_heygen_requests\{[^}]*status="2xx"/);
+    expect(metrics).toMatch(/avatar_consent_outcomes\{[^}]*outcome="approved"/);
+
+    // SIGTERM: graceful shutdown, exit code 0.
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+
+    // Structured logs: one JSON object per line, and never the API key.
+    const lines = restarted.logs.filter((line) => line.startsWith('{'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    expect(
+      lines.some((line) => (JSON.parse(line) as { msg?: string }).msg === 'avatar-consent worker configured'),
+    ).toBe(true);
+    expect(restarted.logs.join('\n')).not.toContain(API_KEY);
   });
 });
