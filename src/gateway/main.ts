@@ -1,0 +1,131 @@
+/**
+ * `npm run gateway`: the consent-return gateway as a standalone server.
+ *
+ * Environment (all problems are reported at once; secret values are never printed):
+ *   GATEWAY_PORT         default 8090
+ *   GATEWAY_HOST         default 127.0.0.1 (put a TLS-terminating proxy in front for the public URL)
+ *   GATEWAY_SECRET       HMAC secret, ≥ 32 bytes: "hex:…", "base64:…" or plain text
+ *   GATEWAY_SECRETS      instead of GATEWAY_SECRET, for rotation: "new,old" (first signs, all verify)
+ *   GATEWAY_THANK_YOU_URL optional https page for returns without a caller redirect
+ *   TEMPORAL_ADDRESS     default localhost:7233
+ *   TEMPORAL_NAMESPACE   default "default"
+ */
+import { pathToFileURL } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { checkNowSignal, describeIssues, rerouteUrlSchema } from '../contract.js';
+import { jsonLineLogger, startGateway } from './server.js';
+import type { CheckNowSender } from './server.js';
+import { GatewayConfigError, gatewaySecretsIssues } from './tokens.js';
+import type { GatewaySecrets } from './tokens.js';
+
+const unsetIfEmpty = (value: unknown): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+const gatewayEnvSchema = z.object({
+  GATEWAY_PORT: z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/^\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().max(65535, 'must be at most 65535'))
+      .default(8090),
+  ),
+  GATEWAY_HOST: z.preprocess(unsetIfEmpty, z.string().trim().default('127.0.0.1')),
+  GATEWAY_THANK_YOU_URL: z.preprocess(unsetIfEmpty, rerouteUrlSchema.optional()),
+  TEMPORAL_ADDRESS: z.preprocess(unsetIfEmpty, z.string().trim().default('localhost:7233')),
+  TEMPORAL_NAMESPACE: z.preprocess(unsetIfEmpty, z.string().trim().default('default')),
+});
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  thankYouUrl?: string;
+  temporalAddress: string;
+  temporalNamespace: string;
+  secrets: GatewaySecrets;
+}
+
+/** Parses the gateway's environment; throws one GatewayConfigError naming every bad variable. */
+export function parseGatewayEnv(env: Record<string, string | undefined>): GatewayConfig {
+  const base = gatewayEnvSchema.safeParse(env);
+  const secrets = gatewaySecretsIssues(env);
+  if (!base.success || !secrets.secrets) {
+    const issues = [...(base.success ? [] : base.error.issues), ...secrets.issues];
+    throw new GatewayConfigError(`Invalid gateway environment: ${describeIssues(new z.ZodError(issues))}`);
+  }
+  const e = base.data;
+  return {
+    port: e.GATEWAY_PORT,
+    host: e.GATEWAY_HOST,
+    ...(e.GATEWAY_THANK_YOU_URL !== undefined ? { thankYouUrl: e.GATEWAY_THANK_YOU_URL } : {}),
+    temporalAddress: e.TEMPORAL_ADDRESS,
+    temporalNamespace: e.TEMPORAL_NAMESPACE,
+    secrets: secrets.secrets,
+  };
+}
+
+/** Default bound on one `checkNow` call, gRPC retries included (Temporal down → it fails by then). */
+export const DEFAULT_SIGNAL_DEADLINE_MS = 5_000;
+
+/**
+ * The production signal: `checkNow` through a runId-less handle, so it reaches the current run
+ * even after continue-as-new. (`runId` from the token is the first run's ID: logged, not targeted.)
+ * A deadline ends the call, retries included, so nothing is left pending when the connection closes.
+ */
+export function checkNowSender(client: Client, deadlineMs = DEFAULT_SIGNAL_DEADLINE_MS): CheckNowSender {
+  return async (workflowId) => {
+    await client.withDeadline(Date.now() + deadlineMs, () =>
+      client.workflow.getHandle(workflowId).signal(checkNowSignal),
+    );
+  };
+}
+
+async function main(): Promise<void> {
+  const config = parseGatewayEnv(process.env);
+  // Lazy: the gateway starts (and keeps redirecting people) even while Temporal is unreachable.
+  const connection = Connection.lazy({ address: config.temporalAddress });
+  const client = new Client({ connection, namespace: config.temporalNamespace });
+  const gateway = await startGateway({
+    host: config.host,
+    port: config.port,
+    secrets: config.secrets,
+    signal: checkNowSender(client),
+    ...(config.thankYouUrl !== undefined ? { thankYouUrl: config.thankYouUrl } : {}),
+  });
+  jsonLineLogger.info('consent-return gateway listening', {
+    url: gateway.url,
+    temporalAddress: config.temporalAddress,
+    temporalNamespace: config.temporalNamespace,
+    secrets: config.secrets.count,
+  });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    jsonLineLogger.info('stopping the consent-return gateway', { signal });
+    gateway
+      .close()
+      .then(() => connection.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          jsonLineLogger.error('error while stopping', {
+            error: err instanceof Error ? err.message : String(err),
+          });
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof GatewayConfigError ? err.message : err);
+    process.exit(err instanceof GatewayConfigError ? 2 : 1);
+  });
+}
