@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE, describeIssues } from './contract.js';
+import { GatewayConfigError, loadReturnLinkConfig } from './gateway/tokens.js';
+import type { ReturnLinkConfig } from './gateway/tokens.js';
 
 const nonEmpty = (what: string) => z.string().trim().min(1, `${what} must not be empty`);
 
@@ -48,7 +50,10 @@ export const workerEnvSchema = z.object({
   METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),
 });
 
-export type WorkerConfig = z.output<typeof workerEnvSchema>;
+export type WorkerConfig = z.output<typeof workerEnvSchema> & {
+  /** Consent-return links through the gateway (PUBLIC_BASE_URL + GATEWAY_SECRET[S]); off when unset. */
+  returnLinks?: ReturnLinkConfig;
+};
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -56,11 +61,20 @@ export class ConfigError extends Error {
 
 /** Parses the environment; throws one ConfigError listing every bad or missing variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const problems: string[] = [];
   const result = workerEnvSchema.safeParse(env);
-  if (!result.success) {
-    throw new ConfigError(`Invalid worker environment: ${describeIssues(result.error)}`);
+  if (!result.success) problems.push(describeIssues(result.error));
+  let returnLinks: ReturnLinkConfig | undefined;
+  try {
+    returnLinks = loadReturnLinkConfig(env);
+  } catch (err) {
+    if (!(err instanceof GatewayConfigError)) throw err;
+    problems.push(err.message.replace(/^Invalid return-link environment: /, ''));
   }
-  return result.data;
+  if (!result.success || problems.length > 0) {
+    throw new ConfigError(`Invalid worker environment: ${problems.join('; ')}`);
+  }
+  return { ...result.data, ...(returnLinks ? { returnLinks } : {}) };
 }
 
 /** The domain of EMAIL_FROM, used for deterministic Message-IDs. */
@@ -87,10 +101,14 @@ function redactUrlPassword(text: string): string {
 }
 
 /** A printable copy of the config: no secret survives. */
-export function redactConfig(config: WorkerConfig): Record<string, string | number> {
+export function redactConfig(config: WorkerConfig): Record<string, unknown> {
+  const { returnLinks, ...plain } = config;
   return {
-    ...config,
+    ...plain,
     HEYGEN_API_KEY: '****',
     SMTP_URL: redactUrlPassword(config.SMTP_URL),
+    returnLinks: returnLinks
+      ? { publicBaseUrl: returnLinks.publicBaseUrl, secrets: '****', ttlMs: returnLinks.ttlMs }
+      : 'off',
   };
 }

@@ -47,7 +47,7 @@ export function dependenciesFromConfig(config: WorkerConfig) {
     rateGate: new RateGate(),
   });
   const mailer = createSmtpMailer({ smtpUrl: config.SMTP_URL, from: config.EMAIL_FROM });
-  return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM) };
+  return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM), returnLinks: config.returnLinks };
 }
 
 /**

@@ -5,6 +5,8 @@
  */
 import { activityInfo, log, metricMeter } from '@temporalio/activity';
 import type { ConsentEmail, Mailer } from '../email/index.js';
+import { ReturnLinkError, buildReturnUrl } from '../gateway/tokens.js';
+import type { ReturnLinkConfig } from '../gateway/tokens.js';
 import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
 import { HeyGenError } from '../heygen/index.js';
 import { consentPending, toActivityFailure } from './failures.js';
@@ -26,6 +28,8 @@ export interface ActivityDependencies {
   mailer: ConsentMailer;
   /** Domain of the Message-IDs, taken from EMAIL_FROM. */
   messageIdDomain: string;
+  /** When set, HeyGen's reroute_url points at the gateway, which signals checkNow (src/gateway). */
+  returnLinks?: ReturnLinkConfig | undefined;
 }
 
 export function toGroupSnapshot(group: AvatarGroupItem): GroupSnapshot {
@@ -74,7 +78,35 @@ async function counted<T>(operation: 'get_group' | 'create_consent', call: () =>
   }
 }
 
-export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDependencies) {
+/**
+ * The reroute_url HeyGen sends the person's browser to: our gateway's signed return link (which
+ * nudges the workflow, then forwards to the caller's rerouteUrl), or the caller's URL as given.
+ */
+function rerouteUrlFor(
+  input: RequestConsentLinkInput,
+  returnLinks: ReturnLinkConfig | undefined,
+): string | null {
+  const info = activityInfo();
+  const workflowId = info.workflowExecution?.workflowId;
+  if (!returnLinks || !workflowId) return input.rerouteUrl ?? null;
+  try {
+    return buildReturnUrl({
+      publicBaseUrl: returnLinks.publicBaseUrl,
+      workflowId,
+      ...(input.rerouteUrl ? { finalRedirect: input.rerouteUrl } : {}),
+      ttlMs: returnLinks.ttlMs,
+      secrets: returnLinks.secrets,
+      // The first attempt's schedule time: every retry sends the same body with the same Idempotency-Key.
+      nowMs: info.scheduledTimestampMs,
+    });
+  } catch (err) {
+    if (!(err instanceof ReturnLinkError) || err.code !== 'too_long') throw err;
+    log.warn('return link too long; sending the caller rerouteUrl to HeyGen', { groupId: input.groupId });
+    return input.rerouteUrl ?? null;
+  }
+}
+
+export function createActivities({ heygen, mailer, messageIdDomain, returnLinks }: ActivityDependencies) {
   return {
     async lookupAvatarGroup(groupId: string): Promise<GroupSnapshot> {
       const { attempt } = activityInfo();
@@ -91,7 +123,7 @@ export function createActivities({ heygen, mailer, messageIdDomain }: ActivityDe
         const { avatarGroup, url } = await counted('create_consent', () =>
           heygen.createConsent(
             input.groupId,
-            { reroute_url: input.rerouteUrl ?? null, consent_text: input.consentText ?? null },
+            { reroute_url: rerouteUrlFor(input, returnLinks), consent_text: input.consentText ?? null },
             { idempotencyKey: input.idempotencyKey },
           ),
         );

@@ -21,6 +21,8 @@ import {
 } from '../../src/contract.js';
 import type { AvatarConsentInput, ConsentStatusView } from '../../src/contract.js';
 import { createSmtpMailer } from '../../src/email/index.js';
+import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
+import { checkNowSender } from '../../src/gateway/main.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
 import { startSandbox } from '../../src/heygen/sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
@@ -260,6 +262,63 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
     });
     expect(result).toMatchObject({ outcome: 'approved', emailsSent: 1 });
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+  });
+});
+
+describe('consent-return gateway', () => {
+  it("the consent page's redirect nudges the workflow: approval is seen at once, not at the next poll", async () => {
+    const secrets = GatewaySecrets.fromTexts(['gateway-test-secret-0123456789abcdef']);
+    const gateway = await startGateway({
+      host: '127.0.0.1',
+      port: 0,
+      secrets,
+      signal: checkNowSender(env.client),
+      logger: { info() {}, warn() {}, error() {} },
+    });
+    try {
+      const group = sandbox.createGroup({ name: 'Fast path' });
+      const email = `${uniqueName('fast')}@example.com`;
+      const taskQueue = uniqueName('gateway');
+      const worker = await createConsentWorker({
+        connection: env.nativeConnection,
+        namespace: 'default',
+        taskQueue,
+        dependencies: {
+          ...dependencies(),
+          returnLinks: { publicBaseUrl: gateway.url, secrets, ttlMs: 86_400_000 },
+        },
+        workflowBundle: bundle,
+      });
+      const result = await worker.runUntil(async () => {
+        // Polls an hour apart: only the redirect can make the workflow notice the approval quickly.
+        const handle = await startAvatarConsent(
+          env.client,
+          inputFor(group.id, email, {
+            rerouteUrl: 'https://app.example.com/consent-done',
+            policy: { pollInitialInterval: '1h', pollMaxInterval: '1h' },
+          }),
+          { taskQueue },
+        );
+        const [mail] = await smtp.waitForMessages(1, { to: email });
+        const link = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/.exec(mail!.text)![0];
+        const agreed = await fetch(`${link}/agree`, { method: 'POST', redirect: 'manual' });
+        expect(agreed.status).toBe(303);
+        const returnUrl = agreed.headers.get('location')!;
+        expect(returnUrl.startsWith(`${gateway.url}/consent-return?t=`)).toBe(true);
+        const returned = await fetch(returnUrl, { redirect: 'manual' });
+        expect(returned.status).toBe(303);
+        expect(returned.headers.get('location')).toBe('https://app.example.com/consent-done');
+        return handle.result();
+      });
+      expect(result.outcome).toBe('approved');
+      // The look-up, the first poll, and the nudged poll: nothing waited for the hourly schedule.
+      const gets = sandbox.ledger().filter((e) => e.method === 'GET' && e.path === `/v3/avatars/${group.id}`);
+      expect(gets.length).toBeLessThanOrEqual(4);
+      const sent = sandbox.consents(group.id);
+      expect(sent[0]!.rerouteUrl?.startsWith(gateway.url)).toBe(true);
+    } finally {
+      await gateway.close();
+    }
   });
 });
 
