@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE, describeIssues } from './contract.js';
+import { CodecConfigError, describeKeyring, loadCodecKeysFromEnv } from './codec/keys.js';
+import type { CodecKeyring } from './codec/keys.js';
 import { GatewayConfigError, loadReturnLinkConfig } from './gateway/tokens.js';
 import type { ReturnLinkConfig } from './gateway/tokens.js';
 
@@ -48,11 +50,18 @@ export const workerEnvSchema = z.object({
   /** Prometheus metrics (SDK runtime + consent counters) on this port; unset = off. */
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),
+  /** Refuse to start without payload encryption keys (set it in production). */
+  AVATAR_CONSENT_REQUIRE_ENCRYPTION: z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema> & {
   /** Consent-return links through the gateway (PUBLIC_BASE_URL + GATEWAY_SECRET[S]); off when unset. */
   returnLinks?: ReturnLinkConfig;
+  /** Payload encryption keys (AVATAR_CONSENT_CODEC_KEYS or _KEY_FILE); null means payloads are stored in clear. */
+  codecKeyring: CodecKeyring | null;
 };
 
 export class ConfigError extends Error {
@@ -71,10 +80,27 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     if (!(err instanceof GatewayConfigError)) throw err;
     problems.push(err.message.replace(/^Invalid return-link environment: /, ''));
   }
+  let codecKeyring: CodecKeyring | null = null;
+  try {
+    codecKeyring = loadCodecKeysFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof CodecConfigError)) throw err;
+    problems.push(err.message);
+  }
+  if (
+    result.success &&
+    result.data.AVATAR_CONSENT_REQUIRE_ENCRYPTION &&
+    codecKeyring === null &&
+    problems.length === 0
+  ) {
+    problems.push(
+      'AVATAR_CONSENT_REQUIRE_ENCRYPTION is set but no codec keys are configured (AVATAR_CONSENT_CODEC_KEYS or AVATAR_CONSENT_CODEC_KEY_FILE)',
+    );
+  }
   if (!result.success || problems.length > 0) {
     throw new ConfigError(`Invalid worker environment: ${problems.join('; ')}`);
   }
-  return { ...result.data, ...(returnLinks ? { returnLinks } : {}) };
+  return { ...result.data, codecKeyring, ...(returnLinks ? { returnLinks } : {}) };
 }
 
 /** The domain of EMAIL_FROM, used for deterministic Message-IDs. */
@@ -102,9 +128,10 @@ function redactUrlPassword(text: string): string {
 
 /** A printable copy of the config: no secret survives. */
 export function redactConfig(config: WorkerConfig): Record<string, unknown> {
-  const { returnLinks, ...plain } = config;
+  const { returnLinks, codecKeyring, ...plain } = config;
   return {
     ...plain,
+    payloadEncryption: codecKeyring ? describeKeyring(codecKeyring) : 'off',
     HEYGEN_API_KEY: '****',
     SMTP_URL: redactUrlPassword(config.SMTP_URL),
     returnLinks: returnLinks

@@ -18,6 +18,7 @@ import {
   workflowIdForGroup,
 } from './contract.js';
 import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from './contract.js';
+import { dataConverterFor, loadCodecKeysFromEnv } from './codec/index.js';
 import type { avatarConsentWorkflow } from './workflows/avatar-consent.js';
 
 export interface StartOptions {
@@ -90,7 +91,8 @@ const usage = `Usage: npm run starter -- --group-id <id> --email <address> [opti
   --no-search-attributes      for clusters without the AvatarGroupId/Consent* search attributes
   --wait                      show progress until the end; exit 0 only for approved or not_required
 
-Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default).`;
+Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
+AVATAR_CONSENT_CODEC_KEYS / AVATAR_CONSENT_CODEC_KEY_FILE (the worker's payload encryption keys).`;
 
 export interface CliArgs {
   input: AvatarConsentInput;
@@ -196,7 +198,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
   try {
-    const client = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+    // The same payload codec as the worker: the input (an address) is encrypted before it leaves.
+    const client = new Client({
+      connection,
+      namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+      dataConverter: dataConverterFor(loadCodecKeysFromEnv(process.env)),
+    });
     const handle = await startAvatarConsent(client, parsed.input, parsed.options);
     console.log(`consent workflow ${handle.workflowId} (run ${(await handle.describe()).runId})`);
     if (!parsed.wait) return 0;

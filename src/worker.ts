@@ -5,8 +5,10 @@
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities/index.js';
+import { dataConverterFor } from './codec/index.js';
 import type { ActivityDependencies } from './activities/index.js';
 import { emailDomain, loadWorkerConfig, redactConfig, secretsOf } from './config.js';
 import type { WorkerConfig } from './config.js';
@@ -26,6 +28,8 @@ export interface ConsentWorkerOptions {
   dependencies: ActivityDependencies;
   /** Tests pass a pre-built bundle so each file bundles workflow code once. */
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** The payload codec (encryption); every client of the project must use the same one. */
+  dataConverter?: DataConverter;
 }
 
 export async function createConsentWorker(options: ConsentWorkerOptions): Promise<Worker> {
@@ -35,6 +39,7 @@ export async function createConsentWorker(options: ConsentWorkerOptions): Promis
     taskQueue: options.taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities: createActivities(options.dependencies),
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
   });
 }
 
@@ -67,6 +72,11 @@ export function installRuntime(config: WorkerConfig): void {
       : {}),
   });
   logger.info('avatar-consent worker configured', { config: redactConfig(config) });
+  if (!config.codecKeyring) {
+    logger.warn('payload encryption is off: addresses and consent links are stored in clear in Temporal', {
+      fix: 'set AVATAR_CONSENT_CODEC_KEYS (npm run codec-server -- --generate-key)',
+    });
+  }
 }
 
 export async function runWorker(
@@ -82,6 +92,7 @@ export async function runWorker(
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dependencies: deps,
+      dataConverter: dataConverterFor(config.codecKeyring),
     });
     await worker.run();
   } finally {

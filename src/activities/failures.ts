@@ -25,12 +25,23 @@ function blockedReasonFor(status: number | null): BlockedReason {
   return 'credentials';
 }
 
+/** Keeps given personal data (the recipient's address) out of failure messages, which Temporal stores unencrypted. */
+export type Scrub = (text: string) => string;
+const keep: Scrub = (text) => text;
+
+export function scrubbing(values: readonly (string | undefined)[]): Scrub {
+  const present = values.filter((v): v is string => typeof v === 'string' && v.length >= 3);
+  return (text) => present.reduce((out, value) => out.split(value).join('[recipient]'), text);
+}
+
 export function heygenFailure(
   err: HeyGenError,
   attempt: number,
   extra: Partial<AttemptDetails> = {},
+  scrub: Scrub = keep,
 ): ApplicationFailure {
-  const error = { code: err.code ?? `http_${err.status ?? 'error'}`, message: err.message, param: err.param };
+  const message = scrub(err.message);
+  const error = { code: err.code ?? `http_${err.status ?? 'error'}`, message, param: err.param };
   const details = (more: Partial<AttemptDetails> = {}): AttemptDetails[] => [
     { attempt, ...extra, error, ...more },
   ];
@@ -39,7 +50,7 @@ export function heygenFailure(
       const delay = withJitter(err.retryAfterMs ?? 60_000);
       return ApplicationFailure.create({
         type: FailureType.rateLimited,
-        message: err.message,
+        message,
         details: details({ retryDelayMs: delay }),
         nextRetryDelay: delay,
       });
@@ -47,7 +58,7 @@ export function heygenFailure(
     case 'in_progress':
       return ApplicationFailure.create({
         type: FailureType.inProgress,
-        message: err.message,
+        message,
         details: details({ retryDelayMs: IN_PROGRESS_RETRY_MS }),
         nextRetryDelay: IN_PROGRESS_RETRY_MS,
       });
@@ -55,7 +66,7 @@ export function heygenFailure(
       const blocked = blockedReasonFor(err.status);
       return ApplicationFailure.create({
         type: FailureType.needsOperator,
-        message: `${err.message} (blocked: ${blocked}; an operator must fix it, retrying every ${NEEDS_OPERATOR_RETRY_MS / 60_000} min)`,
+        message: `${message} (blocked: ${blocked}; an operator must fix it, retrying every ${NEEDS_OPERATOR_RETRY_MS / 60_000} min)`,
         details: details({ blocked, retryDelayMs: NEEDS_OPERATOR_RETRY_MS }),
         nextRetryDelay: NEEDS_OPERATOR_RETRY_MS,
       });
@@ -63,39 +74,40 @@ export function heygenFailure(
     case 'invalid':
       return ApplicationFailure.create({
         type: FailureType.invalidRequest,
-        message: err.message,
+        message,
         details: details(),
         nonRetryable: true,
       });
     case 'not_found':
       return ApplicationFailure.create({
         type: FailureType.groupNotFound,
-        message: err.message,
+        message,
         details: details(),
         nonRetryable: true,
       });
     case 'retryable':
       return ApplicationFailure.create({
         type: FailureType.unavailable,
-        message: err.message,
+        message,
         details: details(),
       });
   }
 }
 
-export function mailFailure(err: MailError, attempt: number): ApplicationFailure {
-  const error = { code: err.responseCode ? `smtp_${err.responseCode}` : 'smtp_error', message: err.message };
+export function mailFailure(err: MailError, attempt: number, scrub: Scrub = keep): ApplicationFailure {
+  const message = scrub(err.message);
+  const error = { code: err.responseCode ? `smtp_${err.responseCode}` : 'smtp_error', message };
   if (err.kind === 'permanent') {
     return ApplicationFailure.create({
       type: FailureType.emailUndeliverable,
-      message: err.message,
+      message,
       details: [{ attempt, error } satisfies AttemptDetails],
       nonRetryable: true,
     });
   }
   return ApplicationFailure.create({
     type: FailureType.emailTransient,
-    message: err.message,
+    message,
     details: [{ attempt, error } satisfies AttemptDetails],
   });
 }
@@ -115,11 +127,12 @@ export function toActivityFailure(
   err: unknown,
   attempt: number,
   extra: Partial<AttemptDetails> = {},
+  scrub: Scrub = keep,
 ): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
-  if (err instanceof HeyGenError) return heygenFailure(err, attempt, extra);
-  if (err instanceof MailError) return mailFailure(err, attempt);
-  const message = err instanceof Error ? `${err.name}: ${err.message}` : 'unexpected error';
+  if (err instanceof HeyGenError) return heygenFailure(err, attempt, extra, scrub);
+  if (err instanceof MailError) return mailFailure(err, attempt, scrub);
+  const message = err instanceof Error ? scrub(`${err.name}: ${err.message}`) : 'unexpected error';
   return ApplicationFailure.create({
     type: 'UnexpectedActivityError',
     message,

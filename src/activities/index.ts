@@ -9,7 +9,7 @@ import { ReturnLinkError, buildReturnUrl } from '../gateway/tokens.js';
 import type { ReturnLinkConfig } from '../gateway/tokens.js';
 import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
 import { HeyGenError } from '../heygen/index.js';
-import { consentPending, toActivityFailure } from './failures.js';
+import { consentPending, scrubbing, toActivityFailure } from './failures.js';
 import type {
   ConsentLink,
   GroupSnapshot,
@@ -169,7 +169,8 @@ export function createActivities({ heygen, mailer, messageIdDomain, returnLinks 
         });
         return { messageId: sent.messageId };
       } catch (err) {
-        const failure = toActivityFailure(err, attempt);
+        // SMTP replies often quote the address: keep it out of the (unencrypted) failure.
+        const failure = toActivityFailure(err, attempt, {}, scrubbing([input.to.email, input.to.name]));
         log.warn('consent email failed', {
           groupId: input.groupId,
           type: failure.type,
