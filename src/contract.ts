@@ -152,14 +152,18 @@ export const DEFAULT_POLICY = {
   maxLinkRefreshes: 6,
 } as const;
 
+/**
+ * The lower bounds are low on purpose: tests and the benchmark run whole days scaled down by a
+ * factor of a thousand. HeyGen is protected anyway by the worker's rate gate and Retry-After.
+ */
 export const policySchema = z.strictObject({
-  pollInitialInterval: durationString('1s', '1d').optional(),
-  pollMaxInterval: durationString('1s', '1d').optional(),
+  pollInitialInterval: durationString('10ms', '1d').optional(),
+  pollMaxInterval: durationString('10ms', '1d').optional(),
   pollBackoffCoefficient: z.number().min(1).max(10).optional(),
   /** How long one polling activity runs (its retries are the polls) before the workflow takes stock. */
-  pollWindow: durationString('1m', '1d').optional(),
-  deadline: durationString('1m', '90d').optional(),
-  linkTtl: durationString('1m', '7d').optional(),
+  pollWindow: durationString('1s', '1d').optional(),
+  deadline: durationString('1s', '90d').optional(),
+  linkTtl: durationString('1s', '7d').optional(),
   maxLinkRefreshes: z.number().int().min(0).max(100).optional(),
 });
 

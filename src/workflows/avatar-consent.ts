@@ -556,7 +556,7 @@ class ConsentRun {
       deadlineAtMs: this.deadlineAtMs,
       refreshAtMs,
     });
-    if (plan.windowMs < 1_000) {
+    if (plan.windowMs < 250) {
       // Nothing worth polling for: sleep until the refresh or deadline that is due.
       await this.pause(plan.windowMs, () => this.cancelRequested);
       return null;
