@@ -35,6 +35,8 @@ export class FakeHeyGen implements HeyGenApi {
   }[] = [];
   /** Approve the group when the Nth GET arrives (counted per group), for "approval at a random time". */
   approveOnGet = new Map<string, number>();
+  /** Apply a patch to the group when the Nth GET arrives (e.g. HeyGen marking it failed). */
+  readonly patchOnGet = new Map<string, { at: number; patch: Partial<AvatarGroupItem> }>();
 
   /** `clock` reads the Temporal server's time (TestWorkflowEnvironment.currentTimeMs), which time skipping moves. */
   constructor(private readonly clock: () => Promise<number>) {}
@@ -122,7 +124,10 @@ export class FakeHeyGen implements HeyGenApi {
     await this.record('GET', groupId, null);
     const group = this.lookup('GET', groupId);
     const approveAt = this.approveOnGet.get(groupId);
-    if (approveAt !== undefined && this.callsFor(groupId, 'GET').length >= approveAt) this.approve(groupId);
+    const gets = this.callsFor(groupId, 'GET').length;
+    if (approveAt !== undefined && gets >= approveAt) this.approve(groupId);
+    const patch = this.patchOnGet.get(groupId);
+    if (patch && gets >= patch.at) Object.assign(group, patch.patch);
     return { ...group };
   }
 
