@@ -9,9 +9,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { createActivities } from '../src/activities/index.js';
+import { createConsentWorker } from '../src/worker.js';
 import { cancelSignal, checkNowSignal, resendEmailUpdate, statusQuery } from '../src/contract.js';
 import type { AvatarConsentInput } from '../src/contract.js';
 import { FakeHeyGen } from '../test/helpers/fake-heygen.js';
@@ -149,11 +149,12 @@ async function main(): Promise<void> {
       heygen.addGroup(groupId);
       scenario.setup?.(heygen, groupId);
       const taskQueue = `record-${scenario.name}`;
-      const worker = await Worker.create({
+      const worker = await createConsentWorker({
         connection: env.nativeConnection,
+        namespace: 'default',
         taskQueue,
         workflowBundle,
-        activities: createActivities({ heygen, mailer, messageIdDomain: 'example.com' }),
+        dependencies: { heygen, mailer, messageIdDomain: 'example.com' },
       });
       const workflowId = `avatar-consent-${groupId}`;
       await worker.runUntil(async () => {

@@ -44,6 +44,8 @@ export const workerEnvSchema = z.object({
     .min(1, 'must not be empty'),
   HEYGEN_BASE_URL: httpUrl.default('https://api.heygen.com'),
   HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(120_000).default(15_000),
+  /** Cap on HeyGen requests per second across all workers (the HeyGen task queue's rate limit); unset = none. */
+  HEYGEN_MAX_RPS: z.coerce.number().positive().max(10_000).optional(),
   SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),
   EMAIL_FROM: z.string({ error: 'is required, e.g. "Avatar consent <consent@example.com>"' }).pipe(emailFrom),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
@@ -71,7 +73,10 @@ export class ConfigError extends Error {
 /** Parses the environment; throws one ConfigError listing every bad or missing variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const problems: string[] = [];
-  const result = workerEnvSchema.safeParse(env);
+  // Docker env files and CI often define variables empty: empty means unset.
+  const result = workerEnvSchema.safeParse(
+    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
+  );
   if (!result.success) problems.push(describeIssues(result.error));
   let returnLinks: ReturnLinkConfig | undefined;
   try {

@@ -13,6 +13,14 @@ export const WORKFLOW_TYPE = 'avatarConsentWorkflow';
 export const DEFAULT_TASK_QUEUE = 'avatar-consent';
 export const DEFAULT_COMPLETION_SIGNAL = 'avatarConsentCompleted';
 
+/**
+ * HeyGen calls run on their own task queue beside the workflow's, so one cap
+ * (`maxTaskQueueActivitiesPerSecond`, from HEYGEN_MAX_RPS) limits every worker's HeyGen requests together.
+ */
+export function heygenTaskQueueFor(taskQueue: string): string {
+  return `${taskQueue}-heygen`;
+}
+
 /** Deterministic ID: a second trigger for the same group attaches to the running workflow. */
 export function workflowIdForGroup(groupId: string): string {
   return `avatar-consent-${groupId}`;

@@ -9,6 +9,7 @@ import type { DataConverter } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
+import { heygenTaskQueueFor } from './contract.js';
 import type { ActivityDependencies } from './activities/index.js';
 import { emailDomain, loadWorkerConfig, redactConfig, secretsOf } from './config.js';
 import type { WorkerConfig } from './config.js';
@@ -30,17 +31,61 @@ export interface ConsentWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** The payload codec (encryption); every client of the project must use the same one. */
   dataConverter?: DataConverter;
+  /** Cap on HeyGen activity attempts per second for the whole HeyGen task queue (all workers). */
+  heygenMaxRps?: number | undefined;
 }
 
-export async function createConsentWorker(options: ConsentWorkerOptions): Promise<Worker> {
-  return Worker.create({
-    connection: options.connection,
-    namespace: options.namespace,
-    taskQueue: options.taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
-    activities: createActivities(options.dependencies),
-    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
-  });
+/**
+ * The worker of one process: two Temporal workers sharing a connection. The first runs the
+ * workflows and the email activity on the task queue; the second runs the HeyGen activities on
+ * `<taskQueue>-heygen`, where `maxTaskQueueActivitiesPerSecond` (HEYGEN_MAX_RPS) caps HeyGen
+ * requests across every worker process. The first also serves the HeyGen activities, for activities
+ * scheduled there before the HeyGen queue existed.
+ */
+export class ConsentWorker {
+  private constructor(readonly workers: readonly [Worker, Worker]) {}
+
+  static async create(options: ConsentWorkerOptions): Promise<ConsentWorker> {
+    const activities = createActivities(options.dependencies);
+    const shared = {
+      connection: options.connection,
+      namespace: options.namespace,
+      ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    };
+    const main = await Worker.create({
+      ...shared,
+      taskQueue: options.taskQueue,
+      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+      activities,
+    });
+    const { lookupAvatarGroup, requestConsentLink, pollConsentStatus } = activities;
+    const heygen = await Worker.create({
+      ...shared,
+      taskQueue: heygenTaskQueueFor(options.taskQueue),
+      activities: { lookupAvatarGroup, requestConsentLink, pollConsentStatus },
+      ...(options.heygenMaxRps ? { maxTaskQueueActivitiesPerSecond: options.heygenMaxRps } : {}),
+    });
+    return new ConsentWorker([main, heygen]);
+  }
+
+  /** Runs until shut down (SIGINT/SIGTERM through the Runtime, or shutdown()). */
+  async run(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.run()));
+  }
+
+  /** Runs while `fn` runs, then shuts down; for tests and scripts. */
+  async runUntil<T>(fn: Promise<T> | (() => Promise<T>)): Promise<T> {
+    const [main, heygen] = this.workers;
+    return main.runUntil(() => heygen.runUntil(fn));
+  }
+
+  shutdown(): void {
+    for (const worker of this.workers) worker.shutdown();
+  }
+}
+
+export async function createConsentWorker(options: ConsentWorkerOptions): Promise<ConsentWorker> {
+  return ConsentWorker.create(options);
 }
 
 export function dependenciesFromConfig(config: WorkerConfig) {
@@ -93,6 +138,7 @@ export async function runWorker(
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dependencies: deps,
       dataConverter: dataConverterFor(config.codecKeyring),
+      heygenMaxRps: config.HEYGEN_MAX_RPS,
     });
     await worker.run();
   } finally {

@@ -36,6 +36,7 @@ import {
   ConsentPhaseAttribute,
   DEFAULT_COMPLETION_SIGNAL,
   InvalidInputError,
+  heygenTaskQueueFor,
   cancelSignal,
   checkNowSignal,
   describeIssues,
@@ -280,8 +281,11 @@ class ConsentRun {
   // Activities
   // -------------------------------------------------------------------------------------------
 
-  private activities(options: ActivityOptions): ConsentActivities {
-    return proxyActivities<ConsentActivities>(options);
+  /** HeyGen calls go to the HeyGen task queue (one shared rate cap); email stays on the workflow's queue. */
+  private activities(options: ActivityOptions, queue: 'heygen' | 'default'): ConsentActivities {
+    return proxyActivities<ConsentActivities>(
+      queue === 'heygen' ? { ...options, taskQueue: heygenTaskQueueFor(workflowInfo().taskQueue) } : options,
+    );
   }
 
   /** Whether the workflow should stop waiting: a cancel signal, or the deadline has passed. */
@@ -320,18 +324,22 @@ class ConsentRun {
    */
   private async runStep<T>(
     summary: string,
+    queue: 'heygen' | 'default',
     call: (activities: ConsentActivities) => Promise<T>,
   ): Promise<StepResult<T>> {
     for (;;) {
       const stop = this.stopReason();
       if (stop) return { kind: stop };
       const windowMs = Math.min(STEP_WINDOW_MS, this.deadlineAtMs - Date.now());
-      const activities = this.activities({
-        summary,
-        scheduleToCloseTimeout: windowMs,
-        startToCloseTimeout: ATTEMPT_TIMEOUT,
-        retry: STEP_RETRY,
-      });
+      const activities = this.activities(
+        {
+          summary,
+          scheduleToCloseTimeout: windowMs,
+          startToCloseTimeout: ATTEMPT_TIMEOUT,
+          retry: STEP_RETRY,
+        },
+        queue,
+      );
       try {
         const result = await this.raceInterrupt(
           () => call(activities),
@@ -425,7 +433,7 @@ class ConsentRun {
     const issuedAt = this.linkIssuedAtMs;
     if (consentUrl === null || issuedAt === null)
       throw ApplicationFailure.nonRetryable('No consent link to send', 'NoConsentLink');
-    const result = await this.runStep(`email consent link g${generation} (${why})`, (a) =>
+    const result = await this.runStep(`email consent link g${generation} (${why})`, 'default', (a) =>
       a.sendConsentEmail({
         groupId: this.input.groupId,
         to: {
@@ -469,7 +477,7 @@ class ConsentRun {
   private async phases(): Promise<FinishArgs> {
     if (this.phase === 'looking') {
       // Look first: a re-trigger after success costs one GET, and sends nothing.
-      const looked = await this.runStep('look up avatar group', (a) =>
+      const looked = await this.runStep('look up avatar group', 'heygen', (a) =>
         a.lookupAvatarGroup(this.input.groupId),
       );
       if (looked.kind !== 'done') return { outcome: looked.kind };
@@ -486,7 +494,7 @@ class ConsentRun {
   private async issueLink(): Promise<FinishArgs | null> {
     const generation = this.generation + 1;
     this.setPhase(generation === 1 ? 'requesting' : 'refreshing');
-    const requested = await this.runStep(`request consent link g${generation}`, (a) =>
+    const requested = await this.runStep(`request consent link g${generation}`, 'heygen', (a) =>
       a.requestConsentLink({
         groupId: this.input.groupId,
         idempotencyKey: consentIdempotencyKey(this.firstRunId, generation),
@@ -563,16 +571,19 @@ class ConsentRun {
     }
     const interval = intervalAfter(now - this.scheduleStartedAtMs, this.schedule);
     this.nextPollAtMs = now;
-    const activities = this.activities({
-      summary: `poll consent status (every ${Math.round(interval / 1000)}s, backing off)`,
-      scheduleToCloseTimeout: plan.windowMs,
-      startToCloseTimeout: ATTEMPT_TIMEOUT,
-      retry: {
-        initialInterval: interval,
-        backoffCoefficient: this.policy.pollBackoffCoefficient,
-        maximumInterval: this.policy.pollMaxIntervalMs,
+    const activities = this.activities(
+      {
+        summary: `poll consent status (every ${Math.round(interval / 1000)}s, backing off)`,
+        scheduleToCloseTimeout: plan.windowMs,
+        startToCloseTimeout: ATTEMPT_TIMEOUT,
+        retry: {
+          initialInterval: interval,
+          backoffCoefficient: this.policy.pollBackoffCoefficient,
+          maximumInterval: this.policy.pollMaxIntervalMs,
+        },
       },
-    });
+      'heygen',
+    );
     this.nudged = false;
     try {
       const result = await this.raceInterrupt(

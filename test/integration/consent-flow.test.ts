@@ -9,13 +9,15 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AvatarGroupIdAttribute,
   ConsentBlockedAttribute,
   ConsentOutcomeAttribute,
   ConsentPhaseAttribute,
+  cancelSignal,
+  checkNowSignal,
   statusQuery,
   workflowIdForGroup,
 } from '../../src/contract.js';
@@ -76,7 +78,7 @@ function dependencies() {
 
 async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueName('it');
-  const worker: Worker = await createConsentWorker({
+  const worker = await createConsentWorker({
     connection: env.nativeConnection,
     namespace: 'default',
     taskQueue,
@@ -262,6 +264,88 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
     });
     expect(result).toMatchObject({ outcome: 'approved', emailsSent: 1 });
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
+  });
+});
+
+describe('one rate budget for all workflows', () => {
+  it('after a 429, no HeyGen request from the worker goes out until its Retry-After has passed', async () => {
+    const groups = [0, 1, 2].map((i) => sandbox.createGroup({ name: `Budget ${i}` }));
+    const paths = new Set(groups.map((g) => `/v3/avatars/${g.id}`));
+    await withWorker(async (taskQueue) => {
+      const handles = await Promise.all(
+        groups.map((g) =>
+          startAvatarConsent(
+            env.client,
+            inputFor(g.id, `${uniqueName('budget')}@example.com`, {
+              policy: { pollInitialInterval: '200ms', pollMaxInterval: '200ms' },
+            }),
+            { taskQueue },
+          ),
+        ),
+      );
+      await eventually('all polling', async () => {
+        const statuses = await Promise.all(handles.map(statusOf));
+        return statuses.every((s) => s?.phase === 'awaiting') ? true : undefined;
+      });
+      sandbox.injectFault({ kind: 'rate_limit', count: 1, retryAfter: '3', method: 'GET' });
+      // Wait for the 429, then for traffic to resume.
+      const limited = await eventually('the 429', () =>
+        sandbox.ledger().find((e) => e.fault === 'rate_limit'),
+      );
+      await eventually('requests after the window', () =>
+        sandbox.ledger().some((e) => e.seq > limited.seq && paths.has(e.path) && e.at >= limited.at + 3_000)
+          ? true
+          : undefined,
+      );
+      for (const g of groups) sandbox.approve(g.id);
+      await Promise.all(handles.map((h) => h.signal(checkNowSignal)));
+      for (const h of handles) expect((await h.result()).outcome).toBe('approved');
+      const inWindow = sandbox
+        .ledger()
+        .filter((e) => e.seq > limited.seq && e.path.startsWith('/v3/') && e.at < limited.at + 3_000);
+      expect(inWindow).toEqual([]);
+    });
+  });
+
+  it('HEYGEN_MAX_RPS caps HeyGen requests per second across workflows (the HeyGen task queue limit)', async () => {
+    const groups = Array.from({ length: 6 }, (_, i) => sandbox.createGroup({ name: `Capped ${i}` }));
+    const paths = new Set(groups.map((g) => `/v3/avatars/${g.id}`));
+    const taskQueue = uniqueName('capped');
+    const worker = await createConsentWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      dependencies: dependencies(),
+      workflowBundle: bundle,
+      heygenMaxRps: 4,
+    });
+    await worker.runUntil(async () => {
+      const handles = await Promise.all(
+        groups.map((g) =>
+          startAvatarConsent(
+            env.client,
+            inputFor(g.id, `${uniqueName('cap')}@example.com`, {
+              policy: { pollInitialInterval: '50ms', pollMaxInterval: '50ms' },
+            }),
+            { taskQueue },
+          ),
+        ),
+      );
+      // Uncapped, six workflows polling every 50 ms would make ~120 GETs a second.
+      const since = sandbox.now();
+      await eventually(
+        'five seconds of polling',
+        () => (sandbox.now() - since >= 5_000 ? true : undefined),
+        20_000,
+      );
+      const gets = sandbox
+        .ledger()
+        .filter((e) => e.method === 'GET' && paths.has(e.path) && e.at >= since && e.at < since + 5_000);
+      expect(gets.length).toBeGreaterThan(5);
+      expect(gets.length).toBeLessThanOrEqual(4 * 5 + 4);
+      await Promise.all(handles.map((h) => h.signal(cancelSignal)));
+      for (const h of handles) expect((await h.result()).outcome).toBe('canceled');
+    });
   });
 });
 

@@ -5,10 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../src/activities/index.js';
 import {
   cancelSignal,
   checkNowSignal,
@@ -18,6 +17,7 @@ import {
 } from '../../src/contract.js';
 import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract.js';
 import { MailError } from '../../src/email/index.js';
+import { createConsentWorker } from '../../src/worker.js';
 import { FakeHeyGen } from '../helpers/fake-heygen.js';
 import { FakeMailer } from '../helpers/fake-mailer.js';
 import { createTimeSkippingEnv, uniqueName } from '../helpers/temporal.js';
@@ -46,11 +46,12 @@ afterAll(async () => {
 /** Runs `fn` with a worker of the real activities on a fresh task queue. */
 async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = uniqueName('consent');
-  const worker = await Worker.create({
+  const worker = await createConsentWorker({
     connection: env.nativeConnection,
+    namespace: 'default',
     taskQueue,
     workflowBundle: bundle,
-    activities: createActivities({ heygen, mailer, messageIdDomain: 'test.example' }),
+    dependencies: { heygen, mailer, messageIdDomain: 'test.example' },
   });
   return worker.runUntil(fn(taskQueue));
 }
