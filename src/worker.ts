@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
-import { createActivities } from './activities/index.js';
+import { createActivities, heygenActivitiesOf } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
 import { heygenTaskQueueFor } from './contract.js';
 import type { ActivityDependencies } from './activities/index.js';
@@ -58,11 +58,10 @@ export class ConsentWorker {
       ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
       activities,
     });
-    const { lookupAvatarGroup, requestConsentLink, pollConsentStatus } = activities;
     const heygen = await Worker.create({
       ...shared,
       taskQueue: heygenTaskQueueFor(options.taskQueue),
-      activities: { lookupAvatarGroup, requestConsentLink, pollConsentStatus },
+      activities: heygenActivitiesOf(activities),
       ...(options.heygenMaxRps ? { maxTaskQueueActivitiesPerSecond: options.heygenMaxRps } : {}),
     });
     return new ConsentWorker([main, heygen]);

@@ -212,3 +212,18 @@ export function createActivities({ heygen, mailer, messageIdDomain, returnLinks 
 }
 
 export type ConsentActivities = ReturnType<typeof createActivities>;
+
+/** The activities that call HeyGen: they run on the HeyGen task queue (one shared rate cap). */
+export const HEYGEN_ACTIVITY_NAMES = [
+  'lookupAvatarGroup',
+  'requestConsentLink',
+  'pollConsentStatus',
+] as const;
+
+export function heygenActivitiesOf(
+  activities: ConsentActivities,
+): Pick<ConsentActivities, (typeof HEYGEN_ACTIVITY_NAMES)[number]> {
+  return Object.fromEntries(
+    HEYGEN_ACTIVITY_NAMES.map((name) => [name, activities[name].bind(activities)]),
+  ) as Pick<ConsentActivities, (typeof HEYGEN_ACTIVITY_NAMES)[number]>;
+}
