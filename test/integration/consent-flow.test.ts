@@ -2,9 +2,6 @@
  * Everything a user would see, over real protocols: the Temporal dev server, the HeyGen sandbox over
  * HTTP, a real SMTP server, and the real activities, clients and worker wiring.
  */
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -33,6 +30,7 @@ import { createConsentWorker } from '../../src/worker.js';
 import { startSmtpTestServer } from '../helpers/smtp-test-server.js';
 import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
 import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { freePort, startWorkerProcess } from '../helpers/worker-process.js';
 import { callerWorkflow } from '../workflows/test-workflows.js';
 
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
@@ -412,46 +410,24 @@ describe('worker process', () => {
     child?.kill('SIGKILL');
   });
 
-  async function freePort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
-  }
-
-  /** Runs `npm run worker`'s entry point as a real process; its stderr (JSON logs) is collected. */
-  function startWorkerProcess(
-    taskQueue: string,
-    extraEnv: Record<string, string> = {},
-  ): { proc: ChildProcess; logs: string[] } {
-    const logs: string[] = [];
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
-      cwd: fileURLToPath(new URL('../..', import.meta.url)),
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_NAMESPACE: 'default',
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        HEYGEN_API_KEY: API_KEY,
-        HEYGEN_BASE_URL: sandbox.url,
-        SMTP_URL: smtp.url,
-        EMAIL_FROM: FROM,
-        LOG_LEVEL: 'INFO',
-        ...extraEnv,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+  function startWorker(taskQueue: string, extraEnv: Record<string, string> = {}) {
+    return startWorkerProcess({
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      HEYGEN_API_KEY: API_KEY,
+      HEYGEN_BASE_URL: sandbox.url,
+      SMTP_URL: smtp.url,
+      EMAIL_FROM: FROM,
+      ...extraEnv,
     });
-    proc.stderr.setEncoding('utf8');
-    proc.stderr.on('data', (chunk: string) => logs.push(...chunk.split('\n').filter(Boolean)));
-    return { proc, logs };
   }
 
   it('a worker killed with SIGKILL mid-poll and started again still finishes, without a second consent or email', async () => {
     const group = sandbox.createGroup({ name: 'Crash' });
     const email = `${uniqueName('crash')}@example.com`;
     const taskQueue = uniqueName('crash');
-    child = startWorkerProcess(taskQueue).proc;
+    child = startWorker(taskQueue).proc;
     const handle = await startAvatarConsent(env.client, inputFor(group.id, email), { taskQueue });
     const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 60_000 });
     await eventually('polling', async () => {
@@ -467,7 +443,7 @@ describe('worker process', () => {
     await approveFromEmail(mail!.text);
 
     const metricsPort = await freePort();
-    const restarted = startWorkerProcess(taskQueue, {
+    const restarted = startWorker(taskQueue, {
       METRICS_PORT: String(metricsPort),
       METRICS_HOST: '127.0.0.1',
     });
