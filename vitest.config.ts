@@ -11,5 +11,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/setup.ts'],
+    // The JSON report lets CI print a one-line "N passed, N failed" summary.
+    reporters: ['default', ['json', { outputFile: 'artifacts/vitest-report.json' }]],
   },
 });
