@@ -25,7 +25,8 @@ import type { Server as NetServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -36,6 +37,9 @@ import { CONSENT_SEARCH_ATTRIBUTES, DEFAULT_TASK_QUEUE } from '../contract.js';
 import { escapeHtml } from '../email/template.js';
 import { DEFAULT_API_KEY, startSandbox } from '../heygen/sandbox/index.js';
 import type { CreateGroupInput, Sandbox } from '../heygen/sandbox/index.js';
+import { GatewaySecrets, startGateway } from '../gateway/index.js';
+import type { Gateway } from '../gateway/index.js';
+import { checkNowSender } from '../gateway/main.js';
 import { runWorker } from '../worker.js';
 import { howToInstall, resolveTemporalExecutable } from './temporal-binaries.js';
 
@@ -111,6 +115,7 @@ const devEnvSchema = z.object({
   DEV_SANDBOX_PORT: port(4010),
   DEV_SMTP_PORT: port(1025),
   DEV_INBOX_PORT: port(1080),
+  DEV_GATEWAY_PORT: port(8090),
   DEV_STATE_DIR: z.string().min(1).optional(),
 });
 
@@ -120,6 +125,7 @@ export interface DevPorts {
   sandbox: number;
   smtp: number;
   inbox: number;
+  gateway: number;
 }
 
 export interface DevStackSettings {
@@ -144,6 +150,7 @@ export function devPortsFromEnv(env: NodeJS.ProcessEnv = process.env): DevPorts 
     sandbox: e.DEV_SANDBOX_PORT,
     smtp: e.DEV_SMTP_PORT,
     inbox: e.DEV_INBOX_PORT,
+    gateway: e.DEV_GATEWAY_PORT,
   };
 }
 
@@ -157,7 +164,8 @@ with a web inbox, and the avatar-consent worker. Ctrl-C stops all of it.
 
 Environment:
   DEV_TEMPORAL_PORT (7233)  DEV_TEMPORAL_UI_PORT (8233)  DEV_SANDBOX_PORT (4010)
-  DEV_SMTP_PORT (1025)      DEV_INBOX_PORT (1080)        DEV_STATE_DIR (.temporal-dev)
+  DEV_SMTP_PORT (1025)      DEV_INBOX_PORT (1080)        DEV_GATEWAY_PORT (8090)
+  DEV_STATE_DIR (.temporal-dev)
   HEYGEN_BASE_URL + HEYGEN_API_KEY   use this HeyGen API instead of the sandbox
   SMTP_URL                           send through this SMTP server instead of the local inbox
   EMAIL_FROM, LOG_LEVEL, TEMPORAL_TASK_QUEUE, TEMPORAL_CLI_PATH`;
@@ -185,7 +193,13 @@ export function parseDevArgs(
 /** The worker's environment: the local pieces unless the caller points at real services. */
 export function devWorkerEnv(
   env: NodeJS.ProcessEnv,
-  local: { temporalAddress: string; sandboxUrl: string; smtpUrl: string },
+  local: {
+    temporalAddress: string;
+    sandboxUrl: string;
+    smtpUrl: string;
+    gatewayUrl?: string;
+    gatewaySecret?: string;
+  },
 ): NodeJS.ProcessEnv {
   // The key goes with the URL: a real key must never be sent to the sandbox, nor the sandbox key to HeyGen.
   const realHeyGen = Boolean(env.HEYGEN_BASE_URL);
@@ -199,7 +213,18 @@ export function devWorkerEnv(
     SMTP_URL: env.SMTP_URL || local.smtpUrl,
     EMAIL_FROM: env.EMAIL_FROM || 'Avatar consent <consent@localhost>',
     LOG_LEVEL: env.LOG_LEVEL || 'INFO',
+    // The consent page's redirect goes through the local gateway, which nudges the workflow.
+    ...(local.gatewayUrl && local.gatewaySecret && !env.PUBLIC_BASE_URL
+      ? { PUBLIC_BASE_URL: local.gatewayUrl, GATEWAY_SECRET: local.gatewaySecret }
+      : {}),
   };
+}
+
+/** The gateway's HMAC secret, made once and kept in the state folder so links survive a restart. */
+function devGatewaySecret(stateDir: string): string {
+  const file = join(stateDir, 'gateway-secret');
+  if (!existsSync(file)) writeFileSync(file, `hex:${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  return readFileSync(file, 'utf8').trim();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,6 +676,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
   let inbox: MailInbox | undefined;
   let connection: Connection | undefined;
   let worker: Promise<void> | undefined;
+  let gateway: Gateway | undefined;
   const groupsFile = join(settings.stateDir, 'sandbox-groups.json');
 
   let firstSignalAt = 0;
@@ -695,6 +721,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
       ['HeyGen sandbox', ports.sandbox, 'DEV_SANDBOX_PORT'],
       ['mail catcher SMTP', ports.smtp, 'DEV_SMTP_PORT'],
       ['web inbox', ports.inbox, 'DEV_INBOX_PORT'],
+      ['consent-return gateway', ports.gateway, 'DEV_GATEWAY_PORT'],
     ];
     const seen = new Map<number, [string, string]>();
     for (const [what, port, variable] of wanted) {
@@ -777,10 +804,26 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
       );
     }
 
-    // 5. The worker, in this process.
+    // 5. The consent-return gateway: the consent page's redirect signals checkNow.
+    const gatewaySecret = devGatewaySecret(settings.stateDir);
+    gateway = await startGateway({
+      host: DEV_HOST,
+      port: ports.gateway,
+      secrets: GatewaySecrets.fromTexts([gatewaySecret]),
+      signal: checkNowSender(new Client({ connection: connection!, namespace: DEV_NAMESPACE })),
+    });
+    const gatewayUrl = `http://localhost:${ports.gateway}`;
+
+    // 6. The worker, in this process.
     // A ConfigError names each bad variable, never a value.
     const config: WorkerConfig = loadWorkerConfig(
-      devWorkerEnv(process.env, { temporalAddress, sandboxUrl: sandbox.url, smtpUrl: inbox.smtpUrl }),
+      devWorkerEnv(process.env, {
+        temporalAddress,
+        sandboxUrl: sandbox.url,
+        smtpUrl: inbox.smtpUrl,
+        gatewayUrl,
+        gatewaySecret,
+      }),
     );
     if (stop.signal.aborted) throw new StopRequested('stopped');
     worker = runWorker(config);
@@ -805,7 +848,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
       { timeoutMs: 60_000, signal: stop.signal },
     );
 
-    // 6. Ready.
+    // 7. Ready.
     const redacted = redactConfig(config);
     const realHeyGen = config.HEYGEN_BASE_URL !== sandbox.url;
     const realSmtp = config.SMTP_URL !== inbox.smtpUrl;
@@ -817,6 +860,9 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
     );
     say(`  Mail inbox        ${inbox.webUrl}  (SMTP ${inbox.smtpUrl})`);
     say(`  HeyGen sandbox    ${sandbox.url}  key ${DEFAULT_API_KEY}, admin API ${sandbox.url}/_sandbox`);
+    say(
+      `  Return gateway    ${config.returnLinks ? `${config.returnLinks.publicBaseUrl} (the consent page's redirect polls at once)` : 'off (PUBLIC_BASE_URL set elsewhere)'}`,
+    );
     if (realHeyGen) say(`  Worker → HeyGen   ${String(redacted.HEYGEN_BASE_URL)} (HEYGEN_BASE_URL)`);
     if (realSmtp) say(`  Worker → SMTP     ${String(redacted.SMTP_URL)} (SMTP_URL)`);
     say(`  State             ${join(settings.stateDir, 'temporal.db')} (workflows survive a restart)`);
@@ -828,7 +874,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
     say('Try it: `npm run demo` in another terminal. Ctrl-C here stops everything.');
     say();
 
-    // 7. Run until asked to stop.
+    // 8. Run until asked to stop.
     await new Promise<void>((done) => {
       if (stop.signal.aborted) done();
       else stop.signal.addEventListener('abort', () => done(), { once: true });
@@ -864,6 +910,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
       await sandbox.close();
     }
     await inbox?.close();
+    await gateway?.close();
     await connection?.close().catch(() => undefined);
     if (devServer) await stopTemporalDevServer(devServer);
     process.off('exit', killOnExit);
