@@ -1,0 +1,220 @@
+/**
+ * The consent flow as people see it, in a real browser: the person reads the email in the dev
+ * inbox, opens the consent link and presses "I agree"; the operator then finds the workflow
+ * completed in the Temporal Web UI. Real servers throughout: the Temporal dev server with its UI,
+ * the HeyGen sandbox, the dev mail catcher (SMTP + web inbox) and the real worker.
+ *
+ * Screenshots go to artifacts/browser/ (the workflow page is the one to keep).
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { workflowIdForGroup } from '../../src/contract.js';
+import { startMailInbox } from '../../src/dev/dev-stack.js';
+import type { MailInbox } from '../../src/dev/dev-stack.js';
+import { createSmtpMailer } from '../../src/email/index.js';
+import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
+import { startSandbox } from '../../src/heygen/sandbox/index.js';
+import type { Sandbox } from '../../src/heygen/sandbox/index.js';
+import { startAvatarConsent } from '../../src/starter.js';
+import { createConsentWorker, workflowsPath } from '../../src/worker.js';
+import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { freePort } from '../helpers/worker-process.js';
+import { clearBrowserArtifacts, launchChromium, screenshotPath } from './chromium.js';
+
+const API_KEY = 'browser-test-key';
+const FROM = 'Avatar consent <consent@avatar-consent.test>';
+/** How long the browser waits for a page or a text to appear. */
+const UI_TIMEOUT_MS = 30_000;
+
+let env: TestWorkflowEnvironment;
+let uiUrl: string;
+let bundle: WorkflowBundleWithSourceMap;
+let sandbox: Sandbox;
+let inbox: MailInbox;
+let inboxUrl: string;
+let browser: Browser;
+let context: BrowserContext;
+
+/**
+ * Runs `start` on a free port, again on another one if that port was taken in the meantime (other
+ * test files pick free ports at the same time).
+ */
+async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start(await freePort());
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
+  }
+}
+
+/** Polls `probe` until it returns a value, every 200 ms, or fails after `timeoutMs`. */
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = UI_TIMEOUT_MS,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+beforeAll(async () => {
+  // Screenshots of this run only, not a mix with an earlier one.
+  clearBrowserArtifacts();
+  // Each piece is kept as soon as it is up, and all are waited for (not just until the first
+  // failure), so afterAll closes everything that started even when one piece fails.
+  let uiPort = 0;
+  const started = await Promise.allSettled([
+    onFreePort(async (port) => {
+      env = await createDevServerEnv({ ui: true, uiPort: port });
+      uiPort = port;
+    }),
+    bundleWorkflowCode({
+      workflowsPath,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    }).then((built) => (bundle = built)),
+    startSandbox({ apiKeys: [API_KEY] }).then((started) => (sandbox = started)),
+    onFreePort(async (webPort) => {
+      inbox = await startMailInbox({ host: '127.0.0.1', smtpPort: await freePort(), webPort });
+    }),
+    launchChromium().then((launched) => (browser = launched)),
+  ]);
+  for (const piece of started) if (piece.status === 'rejected') throw piece.reason;
+  uiUrl = `http://127.0.0.1:${uiPort}`;
+  // The inbox names itself "localhost"; the browser uses the address it really listens on.
+  inboxUrl = inbox.webUrl.replace('//localhost:', '//127.0.0.1:');
+  context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  // The Web UI comes up next to the gRPC port, not necessarily at the same moment.
+  await eventually('the Temporal Web UI', async () => {
+    const response = await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
+    await response?.body?.cancel();
+    return response?.ok ? true : undefined;
+  });
+});
+
+afterEach(async ({ task }) => {
+  // A failed run leaves a picture of every open page, to see what the browser saw.
+  if (task.result?.state !== 'fail' || !context) return;
+  await Promise.allSettled(
+    context
+      .pages()
+      .map((page, i) => page.screenshot({ path: screenshotPath(`failure-${i}`), fullPage: true })),
+  );
+});
+
+afterAll(async () => {
+  await Promise.allSettled([browser?.close(), env?.teardown(), sandbox?.close(), inbox?.close()]);
+});
+
+describe('consent flow in a browser', () => {
+  it('a person approves from the email; the Web UI shows the workflow completed with its summary', async () => {
+    const group = sandbox.createGroup({ name: 'Ada Browser' });
+    const email = `${uniqueName('ada')}@example.com`;
+    const workflowId = workflowIdForGroup(group.id);
+    const taskQueue = uniqueName('browser');
+    const worker = await createConsentWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      dependencies: {
+        heygen: new HeyGenClient({
+          baseUrl: sandbox.url,
+          apiKey: API_KEY,
+          timeoutMs: 2_000,
+          rateGate: new RateGate(),
+        }),
+        mailer: createSmtpMailer({ smtpUrl: inbox.smtpUrl, from: FROM, connectionTimeoutMs: 2_000 }),
+        messageIdDomain: 'avatar-consent.test',
+      },
+      workflowBundle: bundle,
+    });
+
+    const result = await worker.runUntil(async () => {
+      const handle = await startAvatarConsent(
+        env.client,
+        {
+          groupId: group.id,
+          recipient: { email, name: 'Ada Person' },
+          // Fast polling, so the approval is seen within seconds.
+          policy: { pollInitialInterval: '1s', pollMaxInterval: '2s' },
+        },
+        { taskQueue },
+      );
+      expect(handle.workflowId).toBe(workflowId);
+
+      // The inbox: wait for the email to the person (reloading, as the page does by itself), open it.
+      const inboxPage = await context.newPage();
+      await inboxPage.goto(inboxUrl);
+      const row = inboxPage.getByRole('row').filter({ hasText: email });
+      await eventually('the consent email in the inbox', async () => {
+        // The page also refreshes itself: a check or reload that meets that navigation just tries again.
+        if ((await row.count().catch(() => 0)) > 0) return true;
+        await inboxPage.reload().catch(() => undefined);
+        return undefined;
+      });
+      await row.getByRole('link', { name: /Ada Browser/ }).click();
+      await inboxPage.getByRole('heading', { level: 1, name: /Ada Browser/ }).waitFor();
+
+      // The consent link, as listed under "Links"; it opens in a new tab.
+      const consentLink = inboxPage.getByRole('link', { name: /\/consent\// });
+      expect(await consentLink.getAttribute('href')).toMatch(
+        new RegExp(`^${sandbox.url.replaceAll('.', '\\.')}/consent/[A-Za-z0-9_-]+$`),
+      );
+      const [consentPage] = await Promise.all([context.waitForEvent('page'), consentLink.click()]);
+      await consentPage.waitForLoadState();
+
+      // The consent page: the right avatar, then "I agree".
+      await consentPage.getByRole('heading', { level: 1, name: /Ada Browser/ }).waitFor();
+      const agree = consentPage.getByRole('button', { name: 'I agree' });
+      await agree.waitFor();
+      expect(await consentPage.getByRole('button', { name: 'I decline' }).isVisible()).toBe(true);
+      await consentPage.screenshot({ path: screenshotPath('consent-page'), fullPage: true });
+      await agree.click();
+
+      // No reroute_url: the sandbox's own thank-you page.
+      await consentPage.waitForURL(/\/consent\/[A-Za-z0-9_-]+\/done$/);
+      await consentPage.getByRole('heading', { level: 1, name: 'Thank you' }).waitFor();
+      expect(await consentPage.locator('main').innerText()).toContain('has been recorded');
+      await consentPage.screenshot({ path: screenshotPath('thank-you-page'), fullPage: true });
+
+      return handle.result();
+    });
+
+    expect(result).toMatchObject({
+      outcome: 'approved',
+      groupId: group.id,
+      consentStatus: 'approved',
+      emailsSent: 1,
+    });
+
+    // The operator's view: the workflow page in the Temporal Web UI.
+    const workflowPage = await context.newPage();
+    await workflowPage.goto(`${uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
+    await workflowPage.getByTestId('workflow-id-heading').filter({ hasText: workflowId }).waitFor();
+    // The status badge in the page header: "Completed" (it would say "Running" before the end).
+    await workflowPage
+      .locator('header')
+      .getByRole('status')
+      .filter({ hasText: /^\s*Completed\s*$/ })
+      .waitFor();
+    // The static summary is on the "User Metadata" tab, rendered as Markdown in a frame.
+    await workflowPage.getByRole('tab', { name: 'User Metadata' }).click();
+    await workflowPage.waitForURL(/\/user-metadata$/);
+    await workflowPage
+      .locator('iframe#user-metadata-summary')
+      .contentFrame()
+      .getByText(`Avatar consent for HeyGen group ${group.id}`, { exact: true })
+      .waitFor();
+    await workflowPage.screenshot({ path: screenshotPath('workflow-completed'), fullPage: true });
+  }, 120_000);
+});
