@@ -7,6 +7,12 @@ import { DEFAULT_TASK_QUEUE, describeIssues } from './contract.js';
 import { CodecConfigError, describeKeyring, loadCodecKeysFromEnv } from './codec/keys.js';
 import type { CodecKeyring } from './codec/keys.js';
 import { GatewayConfigError, loadReturnLinkConfig } from './gateway/tokens.js';
+import {
+  TemporalConnectionConfigError,
+  describeTemporalConnection,
+  temporalConnectionFromEnv,
+} from './temporal-connection.js';
+import type { TemporalConnectionConfig } from './temporal-connection.js';
 import type { ReturnLinkConfig } from './gateway/tokens.js';
 
 const nonEmpty = (what: string) => z.string().trim().min(1, `${what} must not be empty`);
@@ -64,6 +70,8 @@ export type WorkerConfig = z.output<typeof workerEnvSchema> & {
   returnLinks?: ReturnLinkConfig;
   /** Payload encryption keys (AVATAR_CONSENT_CODEC_KEYS or _KEY_FILE); null means payloads are stored in clear. */
   codecKeyring: CodecKeyring | null;
+  /** Connection and namespace from the SDK's environment configuration (TLS, API key, profiles). */
+  temporal: TemporalConnectionConfig;
 };
 
 export class ConfigError extends Error {
@@ -85,6 +93,13 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     if (!(err instanceof GatewayConfigError)) throw err;
     problems.push(err.message.replace(/^Invalid return-link environment: /, ''));
   }
+  let temporal: TemporalConnectionConfig | undefined;
+  try {
+    temporal = temporalConnectionFromEnv(env);
+  } catch (err) {
+    if (!(err instanceof TemporalConnectionConfigError)) throw err;
+    problems.push(err.message);
+  }
   let codecKeyring: CodecKeyring | null = null;
   try {
     codecKeyring = loadCodecKeysFromEnv(env);
@@ -102,10 +117,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       'AVATAR_CONSENT_REQUIRE_ENCRYPTION is set but no codec keys are configured (AVATAR_CONSENT_CODEC_KEYS or AVATAR_CONSENT_CODEC_KEY_FILE)',
     );
   }
-  if (!result.success || problems.length > 0) {
+  if (!result.success || !temporal || problems.length > 0) {
     throw new ConfigError(`Invalid worker environment: ${problems.join('; ')}`);
   }
-  return { ...result.data, codecKeyring, ...(returnLinks ? { returnLinks } : {}) };
+  return { ...result.data, codecKeyring, temporal, ...(returnLinks ? { returnLinks } : {}) };
 }
 
 /** The domain of EMAIL_FROM, used for deterministic Message-IDs. */
@@ -117,6 +132,12 @@ export function emailDomain(from: string): string {
 /** The values that must never appear in logs or errors. */
 export function secretsOf(config: WorkerConfig): string[] {
   const secrets = [config.HEYGEN_API_KEY];
+  if (
+    config.temporal.connectionOptions.apiKey &&
+    typeof config.temporal.connectionOptions.apiKey === 'string'
+  ) {
+    secrets.push(config.temporal.connectionOptions.apiKey);
+  }
   if (URL.canParse(config.SMTP_URL)) {
     const password = new URL(config.SMTP_URL).password;
     if (password) secrets.push(password, decodeURIComponent(password));
@@ -133,9 +154,10 @@ function redactUrlPassword(text: string): string {
 
 /** A printable copy of the config: no secret survives. */
 export function redactConfig(config: WorkerConfig): Record<string, unknown> {
-  const { returnLinks, codecKeyring, ...plain } = config;
+  const { returnLinks, codecKeyring, temporal, ...plain } = config;
   return {
     ...plain,
+    temporal: describeTemporalConnection(temporal),
     payloadEncryption: codecKeyring ? describeKeyring(codecKeyring) : 'off',
     HEYGEN_API_KEY: '****',
     SMTP_URL: redactUrlPassword(config.SMTP_URL),

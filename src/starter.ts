@@ -19,6 +19,7 @@ import {
 } from './contract.js';
 import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from './contract.js';
 import { dataConverterFor, loadCodecKeysFromEnv } from './codec/index.js';
+import { temporalConnectionFromEnv } from './temporal-connection.js';
 import type { avatarConsentWorkflow } from './workflows/avatar-consent.js';
 
 export interface StartOptions {
@@ -92,6 +93,7 @@ const usage = `Usage: npm run starter -- --group-id <id> --email <address> [opti
   --wait                      show progress until the end; exit 0 only for approved or not_required
 
 Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default default),
+TEMPORAL_API_KEY, TEMPORAL_TLS*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE (Temporal's envconfig),
 AVATAR_CONSENT_CODEC_KEYS / AVATAR_CONSENT_CODEC_KEY_FILE (the worker's payload encryption keys).`;
 
 export interface CliArgs {
@@ -196,12 +198,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(`\n${usage}`);
     return 2;
   }
-  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? 'localhost:7233' });
+  const temporal = temporalConnectionFromEnv(process.env);
+  const connection = await Connection.connect(temporal.connectionOptions);
   try {
     // The same payload codec as the worker: the input (an address) is encrypted before it leaves.
     const client = new Client({
       connection,
-      namespace: process.env.TEMPORAL_NAMESPACE ?? 'default',
+      namespace: temporal.namespace,
       dataConverter: dataConverterFor(loadCodecKeysFromEnv(process.env)),
     });
     const handle = await startAvatarConsent(client, parsed.input, parsed.options);

@@ -129,11 +129,11 @@ export async function runWorker(
 ): Promise<void> {
   if (options.installRuntime !== false) installRuntime(config);
   const deps = dependenciesFromConfig(config);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await NativeConnection.connect(config.temporal.connectionOptions);
   try {
     const worker = await createConsentWorker({
       connection,
-      namespace: config.TEMPORAL_NAMESPACE,
+      namespace: config.temporal.namespace,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dependencies: deps,
       dataConverter: dataConverterFor(config.codecKeyring),

@@ -12,6 +12,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { temporalConnectionFromEnv } from '../temporal-connection.js';
 import { z } from 'zod';
 import { checkNowSignal, describeIssues, rerouteUrlSchema } from '../contract.js';
 import { jsonLineLogger, startGateway } from './server.js';
@@ -85,8 +86,10 @@ export function checkNowSender(client: Client, deadlineMs = DEFAULT_SIGNAL_DEADL
 async function main(): Promise<void> {
   const config = parseGatewayEnv(process.env);
   // Lazy: the gateway starts (and keeps redirecting people) even while Temporal is unreachable.
-  const connection = Connection.lazy({ address: config.temporalAddress });
-  const client = new Client({ connection, namespace: config.temporalNamespace });
+  // TLS, API key and profiles through Temporal's envconfig, as for the worker.
+  const temporal = temporalConnectionFromEnv(process.env);
+  const connection = Connection.lazy(temporal.connectionOptions);
+  const client = new Client({ connection, namespace: temporal.namespace });
   const gateway = await startGateway({
     host: config.host,
     port: config.port,
@@ -96,8 +99,8 @@ async function main(): Promise<void> {
   });
   jsonLineLogger.info('consent-return gateway listening', {
     url: gateway.url,
-    temporalAddress: config.temporalAddress,
-    temporalNamespace: config.temporalNamespace,
+    temporalAddress: temporal.connectionOptions.address,
+    temporalNamespace: temporal.namespace,
     secrets: config.secrets.count,
   });
 
