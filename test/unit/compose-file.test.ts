@@ -9,7 +9,7 @@ import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { workerEnvSchema } from '../../src/config.js';
+import { loadWorkerConfig, workerEnvSchema } from '../../src/config.js';
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
 import { sandboxEnvSchema } from '../../src/heygen/sandbox/env.js';
 
@@ -327,8 +327,9 @@ describe('docker-compose.yml: variables and .env.example', () => {
       expect.arrayContaining(['HEYGEN_API_KEY', 'POSTGRES_PASSWORD', 'TEMPORAL_API_KEY']),
     );
     for (const entry of secretLike) {
+      // A placeholder, or empty for an optional feature that stays off until set.
       expect(entry.value, `${entry.name} must be a placeholder`).toMatch(
-        /^(sandbox-key|temporal|<[a-z-]+>)$/,
+        /^(sandbox-key|temporal|<[a-z-]+>|)$/,
       );
     }
     // Credentials inside URLs are placeholders too.
@@ -351,6 +352,8 @@ describe('docker-compose.yml: services', () => {
   it('has the stack: postgres, temporal, search attributes, UI, mail, sandbox (optional), worker', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
+        'codec-server',
+        'gateway',
         'heygen-sandbox',
         'mailpit',
         'postgresql',
@@ -361,6 +364,8 @@ describe('docker-compose.yml: services', () => {
       ].sort(),
     );
     expect(services['heygen-sandbox']?.profiles).toEqual(['sandbox']);
+    expect(services.gateway?.profiles).toEqual(['gateway']);
+    expect(services['codec-server']?.profiles).toEqual(['encryption']);
     for (const name of ['postgresql', 'temporal', 'heygen-sandbox']) {
       expect(services[name]?.healthcheck, `${name} has no healthcheck`).toBeDefined();
     }
@@ -397,7 +402,17 @@ describe('docker-compose.yml: services', () => {
 
   it('gives the worker every variable its config requires, only known ones, and the defaults parse', () => {
     const env = environmentOf(resolvedServices.worker!);
-    const known = Object.keys(workerEnvSchema.shape);
+    // The zod schema, plus what the worker reads through its other loaders (codec keys, return links).
+    const known = [
+      ...Object.keys(workerEnvSchema.shape),
+      'AVATAR_CONSENT_CODEC_KEYS',
+      'AVATAR_CONSENT_CODEC_KEY_FILE',
+      'AVATAR_CONSENT_CODEC_ACTIVE_KEY',
+      'PUBLIC_BASE_URL',
+      'GATEWAY_SECRET',
+      'GATEWAY_SECRETS',
+      'GATEWAY_TOKEN_TTL',
+    ];
     const required = Object.entries(workerEnvSchema.shape)
       .filter(([, schema]) => !schema.safeParse(undefined).success)
       .map(([name]) => name);
@@ -414,8 +429,17 @@ describe('docker-compose.yml: services', () => {
         'LOG_LEVEL',
       ]),
     );
-    const parsed = workerEnvSchema.safeParse(env);
+    const parsed = workerEnvSchema.safeParse(
+      Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
+    );
     expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+    // The whole worker config (codec keys, return links, Temporal connection) accepts the defaults too.
+    expect(() =>
+      loadWorkerConfig({
+        ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
+        TEMPORAL_CONFIG_FILE: '/nonexistent/avatar-consent.toml',
+      }),
+    ).not.toThrow();
     expect(parsed.data).toMatchObject({
       TEMPORAL_ADDRESS: 'temporal:7233',
       HEYGEN_BASE_URL: 'http://heygen-sandbox:4010',
