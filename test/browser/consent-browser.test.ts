@@ -23,6 +23,7 @@ import { createConsentWorker, workflowsPath } from '../../src/worker.js';
 import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
 import { freePort } from '../helpers/worker-process.js';
 import { clearBrowserArtifacts, launchChromium, screenshotPath } from './chromium.js';
+import { eventually } from '../helpers/eventually.js';
 
 const API_KEY = 'browser-test-key';
 const FROM = 'Avatar consent <consent@avatar-consent.test>';
@@ -53,19 +54,6 @@ async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 3):
 }
 
 /** Polls `probe` until it returns a value, every 200 ms, or fails after `timeoutMs`. */
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = UI_TIMEOUT_MS,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 beforeAll(async () => {
   // Screenshots of this run only, not a mix with an earlier one.

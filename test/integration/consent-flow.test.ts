@@ -32,6 +32,7 @@ import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
 import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
 import { freePort, startWorkerProcess } from '../helpers/worker-process.js';
 import { callerWorkflow } from '../workflows/test-workflows.js';
+import { eventually } from '../helpers/eventually.js';
 
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 
@@ -92,20 +93,6 @@ function inputFor(
   extra: Partial<AvatarConsentInput> = {},
 ): AvatarConsentInput {
   return { groupId, recipient: { email, name: 'Ada Person' }, policy: fastPolicy, ...extra };
-}
-
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 async function statusOf(handle: AvatarConsentHandle): Promise<ConsentStatusView | undefined> {
@@ -331,11 +318,9 @@ describe('one rate budget for all workflows', () => {
       );
       // Uncapped, six workflows polling every 50 ms would make ~120 GETs a second.
       const since = sandbox.now();
-      await eventually(
-        'five seconds of polling',
-        () => (sandbox.now() - since >= 5_000 ? true : undefined),
-        20_000,
-      );
+      await eventually('five seconds of polling', () => (sandbox.now() - since >= 5_000 ? true : undefined), {
+        timeoutMs: 20_000,
+      });
       const gets = sandbox
         .ledger()
         .filter((e) => e.method === 'GET' && paths.has(e.path) && e.at >= since && e.at < since + 5_000);

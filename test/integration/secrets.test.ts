@@ -20,6 +20,7 @@ import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
 import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
 import { startWorkerProcess } from '../helpers/worker-process.js';
 import type { WorkerProcess } from '../helpers/worker-process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const HEYGEN_KEY = 'hg-live-Zq8s3cr3tK3y-0123456789';
 const REVOKED_HEYGEN_KEY = 'hg-revoked-Qw7s3cr3tK3y-9876543210';
@@ -74,20 +75,6 @@ function startWorker(taskQueue: string, heygenKey: string, smtpPassword: string)
   return worker;
 }
 
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 45_000,
-): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 const fast = { pollInitialInterval: '200ms', pollMaxInterval: '500ms' } as const;
 
 describe('secrets and personal data', () => {
@@ -128,21 +115,29 @@ describe('secrets and personal data', () => {
     startWorker(revoked, REVOKED_HEYGEN_KEY, SMTP_PASSWORD);
     const blocked = await start(revoked, sandbox.createGroup({ name: 'Blocked' }).id);
     // 401s are retried every 5 minutes: one refusal is all this test waits for.
-    await eventually('a refused request', async () => {
-      const pending = (await blocked.handle.describe()).raw.pendingActivities?.[0];
-      return pending?.lastFailure?.message?.includes('401') ? true : undefined;
-    });
+    await eventually(
+      'a refused request',
+      async () => {
+        const pending = (await blocked.handle.describe()).raw.pendingActivities?.[0];
+        return pending?.lastFailure?.message?.includes('401') ? true : undefined;
+      },
+      { timeoutMs: 45_000 },
+    );
 
     // 3. A wrong SMTP password: the email step retries (never "undeliverable") until canceled.
     const wrongMail = uniqueName('wrong-mail');
     startWorker(wrongMail, HEYGEN_KEY, WRONG_SMTP_PASSWORD);
     const authFails = await start(wrongMail, sandbox.createGroup({ name: 'Mail auth' }).id);
-    await eventually('two refused SMTP logins', async () => {
-      const pending = (await authFails.handle.describe()).raw.pendingActivities?.find(
-        (a) => a.activityType?.name === 'sendConsentEmail',
-      );
-      return (pending?.attempt ?? 0) >= 2 ? true : undefined;
-    });
+    await eventually(
+      'two refused SMTP logins',
+      async () => {
+        const pending = (await authFails.handle.describe()).raw.pendingActivities?.find(
+          (a) => a.activityType?.name === 'sendConsentEmail',
+        );
+        return (pending?.attempt ?? 0) >= 2 ? true : undefined;
+      },
+      { timeoutMs: 45_000 },
+    );
 
     // Everything the operators and the database see, before the blocked ones are canceled.
     const describes: string[] = [];
