@@ -61,7 +61,7 @@ import type {
   ResolvedPolicy,
 } from '../contract.js';
 import { consentIdempotencyKey, emailMessageKey } from './keys.js';
-import { intervalAfter, planWindow, refreshDueAt } from './polling.js';
+import { intervalAfter, planWindow, pollOffsetsWithin, refreshDueAt } from './polling.js';
 import type { BackoffSchedule } from './polling.js';
 
 /** State carried across continue-as-new, so a very long wait keeps a bounded history. */
@@ -591,6 +591,8 @@ class ConsentRun {
         () => this.nudged || this.cancelRequested,
       );
       if (result.kind === 'interrupted') {
+        // A window cut short reports no attempt count: take the schedule's (what the retries made so far).
+        this.polls += pollOffsetsWithin(Date.now() - now, interval, this.schedule).length;
         if (this.nudged) {
           // A hint (checkNow, or the consent page's redirect): poll at once, then tightly, then relax.
           log.info('checkNow: polling now', { groupId: this.input.groupId });

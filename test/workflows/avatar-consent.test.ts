@@ -213,6 +213,8 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     // look-up, first poll, then the nudged poll: well before the 6-hour interval.
     expect(gets).toHaveLength(3);
     expect(gets[2]!.at - gets[1]!.at).toBeLessThan(60_000);
+    // The interrupted window's poll counts too (from the schedule): every GET after the look-up.
+    expect(result.polls).toBe(2);
   });
 
   it('signals a caller workflow with avatarConsentCompleted and the typed result', async () => {
