@@ -49,7 +49,13 @@ export const workerEnvSchema = z.object({
     .trim()
     .min(1, 'must not be empty'),
   HEYGEN_BASE_URL: httpUrl.default('https://api.heygen.com'),
-  HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(120_000).default(15_000),
+  // At most 25 s: a HeyGen activity attempt is given 30 s (src/workflows/avatar-consent.ts).
+  HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(25_000).default(15_000),
+  /**
+   * Keep the rate gate's Retry-After deadline in this file too, so a restarted worker (same host or
+   * volume) does not send before its predecessor's Retry-After has passed. Unset: memory only.
+   */
+  HEYGEN_RATE_GATE_FILE: z.string().trim().min(1).optional(),
   /** Cap on HeyGen requests per second across all workers (the HeyGen task queue's rate limit); unset = none. */
   HEYGEN_MAX_RPS: z.coerce.number().positive().max(10_000).optional(),
   SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),

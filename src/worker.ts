@@ -92,8 +92,18 @@ export function dependenciesFromConfig(config: WorkerConfig) {
     baseUrl: config.HEYGEN_BASE_URL,
     apiKey: config.HEYGEN_API_KEY,
     timeoutMs: config.HEYGEN_TIMEOUT_MS,
-    // One gate per worker process: after a 429, no HeyGen call from this worker goes out until Retry-After.
-    rateGate: new RateGate(),
+    // One gate per worker process: after a 429, no HeyGen call from this worker goes out until
+    // Retry-After; with HEYGEN_RATE_GATE_FILE it also holds across a restart.
+    rateGate: new RateGate(
+      config.HEYGEN_RATE_GATE_FILE
+        ? {
+            persistPath: config.HEYGEN_RATE_GATE_FILE,
+            onPersistError: (err) => {
+              Runtime.instance().logger.warn('rate gate file', { error: err.message });
+            },
+          }
+        : {},
+    ),
   });
   const mailer = createSmtpMailer({ smtpUrl: config.SMTP_URL, from: config.EMAIL_FROM });
   return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM), returnLinks: config.returnLinks };
@@ -123,13 +133,35 @@ export function installRuntime(config: WorkerConfig): void {
   }
 }
 
+/**
+ * Connects to Temporal, retrying for a while: a worker started together with its server (compose,
+ * a restart after an outage) must not exit just because the server is not up yet.
+ */
+async function connectWithRetry(config: WorkerConfig, attempts = 30): Promise<NativeConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await NativeConnection.connect(config.temporal.connectionOptions);
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      const delayMs = Math.min(10_000, 500 * 2 ** (attempt - 1));
+      Runtime.instance().logger.warn('Temporal not reachable yet; retrying', {
+        address: config.temporal.connectionOptions.address,
+        attempt,
+        retryInMs: delayMs,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
 export async function runWorker(
   config: WorkerConfig,
   options: { installRuntime?: boolean } = {},
 ): Promise<void> {
   if (options.installRuntime !== false) installRuntime(config);
   const deps = dependenciesFromConfig(config);
-  const connection = await NativeConnection.connect(config.temporal.connectionOptions);
+  const connection = await connectWithRetry(config);
   try {
     const worker = await createConsentWorker({
       connection,

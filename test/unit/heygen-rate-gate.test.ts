@@ -1,5 +1,9 @@
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 import { RateGate } from '../../src/heygen/rate-gate.js';
 
@@ -93,5 +97,112 @@ describe('RateGate', () => {
         }
       }),
     );
+  });
+});
+
+describe('RateGate with persistPath (survives a worker restart)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rate-gate-'));
+  let fileCounter = 0;
+  const freshPath = (): string => join(dir, `gate-${++fileCounter}`, 'heygen-rate-gate.json');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a new gate on the same file (the restarted worker) stays closed until the old deadline', () => {
+    const clock = fakeClock();
+    const path = freshPath();
+    const before = new RateGate({ now: clock.now, persistPath: path });
+    before.closeFor(30_000);
+    expect(existsSync(path)).toBe(true);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ closedUntil: clock.now() + 30_000 });
+
+    clock.advance(5_000);
+    const after = new RateGate({ now: clock.now, persistPath: path });
+    expect(after.closedFor()).toBe(25_000);
+    clock.advance(25_000);
+    expect(after.isOpen()).toBe(true);
+  });
+
+  it('leaves no temporary files behind and writes only when the gate is extended', () => {
+    const clock = fakeClock();
+    const path = freshPath();
+    const gate = new RateGate({ now: clock.now, persistPath: path });
+    gate.closeFor(10_000);
+    const first = readFileSync(path, 'utf8');
+    gate.closeFor(1_000); // shorter: no change
+    expect(readFileSync(path, 'utf8')).toBe(first);
+    gate.closeFor(20_000);
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ closedUntil: clock.now() + 20_000 });
+    expect(readdirSync(join(path, '..'))).toEqual(['heygen-rate-gate.json']);
+  });
+
+  it("two processes sharing the file: each sees the other's 429, and neither shortens it", () => {
+    const clock = fakeClock();
+    const path = freshPath();
+    const a = new RateGate({ now: clock.now, persistPath: path });
+    const b = new RateGate({ now: clock.now, persistPath: path });
+    expect(b.closedFor()).toBe(0); // file read lazily: nothing yet
+    a.closeFor(40_000);
+    expect(b.closedFor()).toBe(40_000);
+    b.closeFor(5_000); // b merges the file first, so its shorter closure does not overwrite a's
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ closedUntil: clock.now() + 40_000 });
+    clock.advance(1_000);
+    b.closeFor(60_000);
+    expect(a.closedFor()).toBe(60_000);
+  });
+
+  it('a missing file means open, without reporting an error', () => {
+    const errors: Error[] = [];
+    const gate = new RateGate({ persistPath: freshPath(), onPersistError: (e) => errors.push(e) });
+    expect(gate.closedFor()).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
+  it('a corrupt file is reported and ignored: calls are never blocked by it', () => {
+    const clock = fakeClock();
+    const path = join(dir, 'corrupt.json');
+    const errors: Error[] = [];
+    for (const content of ['not json', '{"closedUntil":"soon"}', '[]', '{"closedUntil":-5}']) {
+      writeFileSync(path, content);
+      const gate = new RateGate({ now: clock.now, persistPath: path, onPersistError: (e) => errors.push(e) });
+      expect(gate.closedFor()).toBe(0);
+    }
+    expect(errors).toHaveLength(4);
+    expect(errors.every((e) => e.message.includes(path))).toBe(true);
+  });
+
+  it('a deadline further ahead than maxPersistedMs (default 1 h) is capped', () => {
+    const clock = fakeClock();
+    const path = join(dir, 'far.json');
+    writeFileSync(path, JSON.stringify({ closedUntil: clock.now() + 30 * 86_400_000 }));
+    expect(new RateGate({ now: clock.now, persistPath: path }).closedFor()).toBe(3_600_000);
+    expect(new RateGate({ now: clock.now, persistPath: path, maxPersistedMs: 5_000 }).closedFor()).toBe(
+      5_000,
+    );
+  });
+
+  it('an unwritable location is reported, and the gate still closes in memory', () => {
+    const clock = fakeClock();
+    const blocker = join(dir, 'a-file');
+    writeFileSync(blocker, 'x');
+    const errors: Error[] = [];
+    // A directory cannot be created below a regular file.
+    const gate = new RateGate({
+      now: clock.now,
+      persistPath: join(blocker, 'gate.json'),
+      onPersistError: (e) => errors.push(e),
+    });
+    gate.closeFor(7_000);
+    expect(gate.closedFor()).toBe(7_000);
+    expect(errors.some((e) => e.message.includes('could not be written'))).toBe(true);
+    // Reported once per problem, not on every call while it lasts.
+    const reported = errors.length;
+    for (let i = 0; i < 5; i++) gate.closedFor();
+    expect(errors).toHaveLength(reported);
+  });
+
+  it('an empty persistPath means in memory only', () => {
+    const clock = fakeClock();
+    const gate = new RateGate({ now: clock.now, persistPath: '' });
+    gate.closeFor(1_000);
+    expect(gate.closedFor()).toBe(1_000);
   });
 });
