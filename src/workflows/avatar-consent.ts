@@ -79,8 +79,12 @@ export interface ContinuedState {
   scheduleStartedAtMs: number;
 }
 
-/** Retry policy of the request and email steps: fast at first, then every 5 minutes until the deadline. */
-const STEP_MAX_RETRY_INTERVAL_MS = 5 * 60_000;
+/**
+ * Retry policy of the request and email steps: fast at first, then every minute until the deadline.
+ * Not longer: after an outage the first success should come soon (HeyGen is protected by the rate
+ * gate and Retry-After; a 401 asks for its own 5-minute delay).
+ */
+const STEP_MAX_RETRY_INTERVAL_MS = 60_000;
 const STEP_RETRY: RetryPolicy = {
   initialInterval: '1s',
   backoffCoefficient: 2,
@@ -88,8 +92,12 @@ const STEP_RETRY: RetryPolicy = {
 };
 /** A request or email step takes stock (records the last error for the status query) this often. */
 const STEP_WINDOW_MS = 10 * 60_000;
-/** Each attempt of an activity: one HTTP call with its own timeout (15 s) or one SMTP send. */
-const ATTEMPT_TIMEOUT = '1m';
+/**
+ * Each attempt of an activity: one HTTP call (HEYGEN_TIMEOUT_MS, at most 25 s) or one SMTP send
+ * (connection 10 s + socket 30 s). A lost attempt (a worker killed mid-call) is retried after this.
+ */
+const HEYGEN_ATTEMPT_TIMEOUT = '30s';
+const EMAIL_ATTEMPT_TIMEOUT = '1m';
 /** Continue-as-new well before Temporal's history limits. */
 const HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000;
 
@@ -284,7 +292,13 @@ class ConsentRun {
   /** HeyGen calls go to the HeyGen task queue (one shared rate cap); email stays on the workflow's queue. */
   private activities(options: ActivityOptions, queue: 'heygen' | 'default'): ConsentActivities {
     return proxyActivities<ConsentActivities>(
-      queue === 'heygen' ? { ...options, taskQueue: heygenTaskQueueFor(workflowInfo().taskQueue) } : options,
+      queue === 'heygen'
+        ? {
+            ...options,
+            startToCloseTimeout: HEYGEN_ATTEMPT_TIMEOUT,
+            taskQueue: heygenTaskQueueFor(workflowInfo().taskQueue),
+          }
+        : { ...options, startToCloseTimeout: EMAIL_ATTEMPT_TIMEOUT },
     );
   }
 
@@ -335,7 +349,7 @@ class ConsentRun {
         {
           summary,
           scheduleToCloseTimeout: windowMs,
-          startToCloseTimeout: ATTEMPT_TIMEOUT,
+
           retry: STEP_RETRY,
         },
         queue,
@@ -575,7 +589,7 @@ class ConsentRun {
       {
         summary: `poll consent status (every ${Math.round(interval / 1000)}s, backing off)`,
         scheduleToCloseTimeout: plan.windowMs,
-        startToCloseTimeout: ATTEMPT_TIMEOUT,
+
         retry: {
           initialInterval: interval,
           backoffCoefficient: this.policy.pollBackoffCoefficient,
