@@ -1,0 +1,381 @@
+/**
+ * The invariants of a chaos run that are pure functions of what was recorded: the sandbox ledger and
+ * consents, the SMTP server's messages, and each workflow's result and history. Kept apart from the
+ * orchestration so each can be read (and tested) on its own.
+ */
+import type { AvatarConsentResult } from '../../src/contract.js';
+import type { ConsentRecord, LedgerEntry } from '../../src/heygen/sandbox/index.js';
+import type { ReceivedMail } from '../../test/helpers/smtp-test-server.js';
+import type { Fate } from './plan.js';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface GroupFinal {
+  groupId: string;
+  email: string;
+  fate: Fate;
+  expectedOutcome: string;
+  /** Temporal's execution status name (COMPLETED, FAILED, RUNNING...). */
+  status: string;
+  result: AvatarConsentResult | null;
+  /** When we approved (epoch ms), approved groups only. */
+  approvedAt: number | null;
+  /** When HeyGen's group reached its final state by our hand (approved, failed or deleted), epoch ms. */
+  decidedAt: number | null;
+  closedAt: number | null;
+}
+
+const CONSENT_PATH = /^\/v3\/avatars\/([^/]+)\/consent$/;
+const LINK_PATTERN = /https?:\/\/[^\s"'<>]+\/consent\/[A-Za-z0-9_-]+/;
+
+export function consentLinkIn(text: string): string | null {
+  return LINK_PATTERN.exec(text)?.[0] ?? null;
+}
+
+function list(items: string[], max = 8): string {
+  return items.length <= max
+    ? items.join('; ')
+    : `${items.slice(0, max).join('; ')}; … ${items.length - max} more`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes
+
+export function checkOutcomes(finals: readonly GroupFinal[]): Check[] {
+  const notCompleted = finals.filter((f) => f.status !== 'COMPLETED');
+  const wrong = finals.filter((f) => f.status === 'COMPLETED' && f.result?.outcome !== f.expectedOutcome);
+  return [
+    {
+      name: 'every workflow completed (none failed, terminated or still running)',
+      ok: notCompleted.length === 0,
+      detail:
+        notCompleted.length === 0
+          ? `${finals.length} of ${finals.length} completed`
+          : list(notCompleted.map((f) => `${f.groupId}: ${f.status}`)),
+    },
+    {
+      name: 'every workflow reached the right outcome',
+      ok: wrong.length === 0 && notCompleted.length === 0,
+      detail:
+        wrong.length === 0
+          ? `${finals.length - notCompleted.length} as expected`
+          : list(
+              wrong.map(
+                (f) =>
+                  `${f.groupId} (${f.fate}): expected ${f.expectedOutcome}, got ${f.result?.outcome ?? 'none'}`,
+              ),
+            ),
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exactly one consent request per group and link generation
+
+export interface ConsentLedgerFigures {
+  consentPosts: number;
+  processed: number;
+  replayed: number;
+  inProgress409: number;
+  otherStatuses: number;
+  idempotencyKeys: number;
+  keysNeverProcessed: number;
+  keysProcessedMoreThanOnce: number;
+  postsWithoutKey: number;
+  /** Links HeyGen made for a workflow that had ended (deadline) before it learned of them. */
+  abandonedLinks: number;
+}
+
+export function checkConsentRequests(
+  ledger: readonly LedgerEntry[],
+  consents: readonly ConsentRecord[],
+  finals: readonly GroupFinal[],
+): { checks: Check[]; figures: ConsentLedgerFigures } {
+  const byKey = new Map<string, { groupId: string; processed: number; replayed: number }>();
+  const figures: ConsentLedgerFigures = {
+    consentPosts: 0,
+    processed: 0,
+    replayed: 0,
+    inProgress409: 0,
+    otherStatuses: 0,
+    idempotencyKeys: 0,
+    keysNeverProcessed: 0,
+    keysProcessedMoreThanOnce: 0,
+    postsWithoutKey: 0,
+    abandonedLinks: 0,
+  };
+  for (const entry of ledger) {
+    const match = entry.method === 'POST' ? CONSENT_PATH.exec(entry.path) : null;
+    if (!match) continue;
+    figures.consentPosts += 1;
+    if (entry.idempotencyKey === null) {
+      figures.postsWithoutKey += 1;
+      continue;
+    }
+    const slot = byKey.get(entry.idempotencyKey) ?? { groupId: match[1]!, processed: 0, replayed: 0 };
+    byKey.set(entry.idempotencyKey, slot);
+    if (entry.status === 200 && !entry.replayed) {
+      slot.processed += 1;
+      figures.processed += 1;
+    } else if (entry.status === 200) {
+      slot.replayed += 1;
+      figures.replayed += 1;
+    } else if (entry.status === 409) figures.inProgress409 += 1;
+    else figures.otherStatuses += 1;
+  }
+  figures.idempotencyKeys = byKey.size;
+  const twice: string[] = [];
+  for (const [key, slot] of byKey) {
+    if (slot.processed === 0) figures.keysNeverProcessed += 1;
+    if (slot.processed > 1) twice.push(`${key} processed ${slot.processed}×`);
+  }
+  figures.keysProcessedMoreThanOnce = twice.length;
+
+  // Per group: one processed key per link generation, named after one execution and its generations.
+  const mismatched: string[] = [];
+  let abandonedLinks = 0;
+  // Workflows without a result are reported by the outcome check; their counts cannot be compared.
+  for (const final of finals) {
+    if (final.result === null) continue;
+    const generations = final.result?.linkGeneration ?? 0;
+    const keys = [...byKey]
+      .filter(([, slot]) => slot.groupId === final.groupId && slot.processed > 0)
+      .map(([key]) => key);
+    const links = consents.filter((c) => c.groupId === final.groupId).length;
+    const suffixes = keys
+      .map((key) => /:g(\d+)$/.exec(key)?.[1] ?? '?')
+      .sort((a, b) => Number(a) - Number(b));
+    const runs = new Set(keys.map((key) => key.replace(/:g\d+$/, '')));
+    // A link requested at the very end can be processed by HeyGen after the workflow stopped waiting
+    // for it (deadline or cancel): it was still requested once, the workflow just never used it.
+    const abandoned =
+      ['expired', 'canceled'].includes(final.result.outcome) &&
+      keys.length === generations + 1 &&
+      suffixes.at(-1) === String(generations + 1);
+    if (abandoned) abandonedLinks += 1;
+    const counted = abandoned ? generations + 1 : generations;
+    const expectedSuffixes = Array.from({ length: counted }, (_, i) => String(i + 1));
+    if (
+      keys.length !== counted ||
+      links !== counted ||
+      runs.size > 1 ||
+      suffixes.join(',') !== expectedSuffixes.join(',')
+    ) {
+      mismatched.push(
+        `${final.groupId}: linkGeneration ${generations}, processed keys ${keys.length} (g${suffixes.join(',g')}), HeyGen links ${links}, executions ${runs.size}`,
+      );
+    }
+  }
+  figures.abandonedLinks = abandonedLinks;
+  return {
+    figures,
+    checks: [
+      {
+        name: 'HeyGen processed exactly one consent request per idempotency key (replays aside)',
+        ok: twice.length === 0 && figures.postsWithoutKey === 0,
+        detail:
+          twice.length === 0 && figures.postsWithoutKey === 0
+            ? `${figures.idempotencyKeys} keys; ${figures.processed} processed, ${figures.replayed} replayed, ${figures.inProgress409} × 409`
+            : list([
+                ...twice,
+                ...(figures.postsWithoutKey ? [`${figures.postsWithoutKey} POSTs without a key`] : []),
+              ]),
+      },
+      {
+        name: 'one consent link per group and link generation (keys g1..gN of one execution)',
+        ok: mismatched.length === 0,
+        detail:
+          mismatched.length === 0
+            ? `${finals.filter((f) => f.result !== null).length} finished groups consistent`
+            : list(mismatched),
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emails
+
+export interface EmailFigures {
+  messages: number;
+  distinctMessageIds: number;
+  duplicates: number;
+  duplicatesWithDifferentContent: number;
+  recipientsWithLink: number;
+  recipientsEmailed: number;
+  linkWithoutEmailJustified: number;
+  strayMessages: number;
+}
+
+/**
+ * Every recipient whose group got a link received it: one distinct Message-ID per email the workflow
+ * counts as sent, each carrying one of the group's HeyGen links; duplicates (a send retried after
+ * SMTP accepted it) reuse the Message-ID and the content.
+ */
+export function checkEmails(
+  messages: readonly ReceivedMail[],
+  consents: readonly ConsentRecord[],
+  finals: readonly GroupFinal[],
+  lastProcessedPostAt: ReadonlyMap<string, number>,
+): { checks: Check[]; figures: EmailFigures } {
+  const byRecipient = new Map<string, ReceivedMail[]>();
+  for (const message of messages) {
+    for (const to of message.to) {
+      const key = to.toLowerCase();
+      byRecipient.set(key, [...(byRecipient.get(key) ?? []), message]);
+    }
+  }
+  const figures: EmailFigures = {
+    messages: messages.length,
+    distinctMessageIds: new Set(messages.map((m) => m.messageId ?? `(none:${m.receivedAt})`)).size,
+    duplicates: 0,
+    duplicatesWithDifferentContent: 0,
+    recipientsWithLink: 0,
+    recipientsEmailed: 0,
+    linkWithoutEmailJustified: 0,
+    strayMessages: 0,
+  };
+  figures.duplicates = figures.messages - figures.distinctMessageIds;
+  const known = new Set(finals.map((f) => f.email.toLowerCase()));
+  figures.strayMessages = [...byRecipient.keys()].filter((to) => !known.has(to)).length;
+
+  const problems: string[] = [];
+  for (const final of finals) {
+    if (final.result === null) continue;
+    const received = byRecipient.get(final.email.toLowerCase()) ?? [];
+    const result = final.result;
+    const generations = result?.linkGeneration ?? 0;
+    const sent = result?.emailsSent ?? 0;
+    if (generations > 0) figures.recipientsWithLink += 1;
+    if (received.length > 0) figures.recipientsEmailed += 1;
+    const groupLinks = new Set(consents.filter((c) => c.groupId === final.groupId).map((c) => c.url));
+    const ids = new Map<string, ReceivedMail>();
+    for (const message of received) {
+      const id = message.messageId ?? '(missing Message-ID)';
+      const first = ids.get(id);
+      if (first === undefined) ids.set(id, message);
+      else if (first.text !== message.text || first.subject !== message.subject)
+        figures.duplicatesWithDifferentContent += 1;
+      const link = consentLinkIn(message.text);
+      if (link === null || !groupLinks.has(link))
+        problems.push(
+          `${final.groupId}: an email carries ${link ?? 'no link'}, not one of the group's HeyGen links`,
+        );
+    }
+    const urls = new Set(received.map((m) => consentLinkIn(m.text)));
+    if (ids.size !== sent || urls.size !== sent)
+      problems.push(
+        `${final.groupId}: workflow sent ${sent} email(s), received ${ids.size} Message-ID(s) with ${urls.size} link(s)`,
+      );
+    if (sent === 0 && generations > 0) {
+      // Justified only when the link request itself returned the decision (approved or failed before the email).
+      // The harness's clock and the sandbox's can disagree by a few ms around the POST, so the
+      // workflow's own record decides too: it ended straight after the link request, without polling.
+      const endedAtLinkRequest =
+        result !== undefined &&
+        result !== null &&
+        result.polls === 0 &&
+        ['approved', 'failed', 'not_required'].includes(result.outcome);
+      const decidedBeforeLink =
+        endedAtLinkRequest ||
+        (final.decidedAt !== null && final.decidedAt <= (lastProcessedPostAt.get(final.groupId) ?? 0));
+      if (decidedBeforeLink) figures.linkWithoutEmailJustified += 1;
+      else problems.push(`${final.groupId}: got a link (generation ${generations}) but no email`);
+    }
+    if (sent > 0 && result?.consentUrl && sent === generations && !urls.has(result.consentUrl))
+      problems.push(`${final.groupId}: the latest link was never emailed`);
+  }
+  if (figures.strayMessages > 0)
+    problems.push(`${figures.strayMessages} recipient(s) not in the run got mail`);
+  if (figures.duplicatesWithDifferentContent > 0)
+    problems.push(
+      `${figures.duplicatesWithDifferentContent} duplicate(s) share a Message-ID but differ in content`,
+    );
+  return {
+    figures,
+    checks: [
+      {
+        name: 'every recipient received their link; duplicates (if any) share one Message-ID',
+        ok: problems.length === 0,
+        detail:
+          problems.length === 0
+            ? `${figures.recipientsEmailed} recipients emailed, ${figures.messages} messages, ${figures.duplicates} duplicate(s)`
+            : list(problems),
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Histories
+
+export interface HistoryFigures {
+  workflowTaskFailed: number;
+  workflowTaskTimedOut: number;
+  activityTaskTimedOut: number;
+  activityTaskFailed: number;
+  events: number;
+}
+
+export interface HistoryEventLike {
+  workflowTaskFailedEventAttributes?: {
+    cause?: unknown;
+    failure?: { message?: string | null } | null;
+  } | null;
+  workflowTaskTimedOutEventAttributes?: unknown;
+  activityTaskTimedOutEventAttributes?: unknown;
+  activityTaskFailedEventAttributes?: unknown;
+}
+
+export function checkHistories(histories: ReadonlyMap<string, readonly HistoryEventLike[]>): {
+  checks: Check[];
+  figures: HistoryFigures;
+} {
+  const figures: HistoryFigures = {
+    workflowTaskFailed: 0,
+    workflowTaskTimedOut: 0,
+    activityTaskTimedOut: 0,
+    activityTaskFailed: 0,
+    events: 0,
+  };
+  const failed: string[] = [];
+  for (const [workflowId, events] of histories) {
+    figures.events += events.length;
+    for (const event of events) {
+      if (event.workflowTaskFailedEventAttributes) {
+        figures.workflowTaskFailed += 1;
+        const attrs = event.workflowTaskFailedEventAttributes;
+        failed.push(`${workflowId}: cause ${String(attrs.cause)} ${attrs.failure?.message ?? ''}`.trim());
+      }
+      if (event.workflowTaskTimedOutEventAttributes) figures.workflowTaskTimedOut += 1;
+      if (event.activityTaskTimedOutEventAttributes) figures.activityTaskTimedOut += 1;
+      if (event.activityTaskFailedEventAttributes) figures.activityTaskFailed += 1;
+    }
+  }
+  return {
+    figures,
+    checks: [
+      {
+        name: 'no workflow task failed (no non-determinism) in any history',
+        ok: failed.length === 0,
+        detail:
+          failed.length === 0
+            ? `${histories.size} histories, ${figures.events} events scanned`
+            : list(failed),
+      },
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function percentile(values: readonly number[], p: number): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}

@@ -1,0 +1,64 @@
+/** Renders a chaos report as a plain-text table and writes it as JSON under artifacts/. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { ChaosReport } from './run.js';
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+export function formatReport(report: ChaosReport): string {
+  const lines: string[] = [];
+  const figureWidth = Math.max(...report.figures.map((f) => f.figure.length), 10) + 2;
+  let section = '';
+  lines.push(`avatar-consent chaos run — ${report.ok ? 'PASS' : 'FAIL'} (${report.startedAt})`);
+  for (const row of report.figures) {
+    if (row.section !== section) {
+      section = row.section;
+      lines.push('', `${section}`, `${'-'.repeat(section.length)}`);
+    }
+    lines.push(`  ${pad(row.figure, figureWidth)} ${String(row.value)}`);
+  }
+  lines.push('', 'invariants', '----------');
+  for (const check of report.checks) {
+    lines.push(`  ${check.ok ? 'PASS' : 'FAIL'}  ${check.name}`, `        ${check.detail}`);
+  }
+  if (report.retryAfter.examples.length > 0) {
+    lines.push('', 'Retry-After violations (first few)');
+    for (const v of report.retryAfter.examples) {
+      lines.push(
+        `  ${v.class}: ${v.request.method} ${v.request.path} from pid ${v.request.pid} ` +
+          `${v.earlyByMs} ms before Retry-After ${v.rateLimited.retryAfter} (429 to pid ${v.rateLimited.pid}) ended`,
+      );
+    }
+  }
+  if (report.slowestApprovals.length > 0) {
+    lines.push('', 'slowest approvals (approval → workflow done)');
+    for (const a of report.slowestApprovals) {
+      lines.push(
+        `  ${a.groupId}: ${a.seconds} s (link generation ${a.linkGeneration}, ${a.activityTimeouts} activity timeout(s) in its history)`,
+      );
+    }
+    const slowest = report.slowestApprovals[0];
+    if (slowest && slowest.history.length > 0) {
+      lines.push(`  history of ${slowest.groupId} from the approval on:`);
+      for (const line of slowest.history.slice(0, 25)) lines.push(`    ${line}`);
+    }
+  }
+  if (report.wrongGroups.length > 0) {
+    lines.push('', 'groups with the wrong outcome');
+    for (const g of report.wrongGroups.slice(0, 20)) {
+      lines.push(`  ${g.groupId} (${g.fate}): expected ${g.expected}, got ${g.outcome ?? g.status}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Writes `<dir>/chaos-<timestamp>.json` and returns its path. */
+export function writeReport(report: ChaosReport, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `chaos-${report.startedAt.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+  return path;
+}
