@@ -283,8 +283,14 @@ export function checkEmails(
       const decidedBeforeLink =
         endedAtLinkRequest ||
         (final.decidedAt !== null && final.decidedAt <= (lastProcessedPostAt.get(final.groupId) ?? 0));
-      if (decidedBeforeLink) figures.linkWithoutEmailJustified += 1;
-      else problems.push(`${final.groupId}: got a link (generation ${generations}) but no email`);
+      // A never-approved group whose short deadline passed while the email was still being retried
+      // (SMTP or Temporal down) ends expired without an email: the deadline is doing its job.
+      const expiredWhileRetrying = result?.outcome === 'expired';
+      if (decidedBeforeLink || expiredWhileRetrying) figures.linkWithoutEmailJustified += 1;
+      else
+        problems.push(
+          `${final.groupId}: got a link (generation ${generations}) but no email (outcome ${result?.outcome ?? 'none'}, polls ${result?.polls ?? 0})`,
+        );
     }
     if (sent > 0 && result?.consentUrl && sent === generations && !urls.has(result.consentUrl))
       problems.push(`${final.groupId}: the latest link was never emailed`);

@@ -623,7 +623,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   );
   add(
     'email',
-    'link but no email (decided by the link request)',
+    'link but no email (decided by the link request, or expired while the email was retried)',
     emailResult.figures.linkWithoutEmailJustified,
   );
 
