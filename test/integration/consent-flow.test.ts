@@ -334,9 +334,18 @@ describe('one rate budget for all workflows', () => {
       for (const g of groups) sandbox.approve(g.id);
       await Promise.all(handles.map((h) => h.signal(checkNowSignal)));
       for (const h of handles) expect((await h.result()).outcome).toBe('approved');
+      // Requests already on the wire when the 429 was answered cannot be held back (the gate closes
+      // when the worker reads the answer): allow those first 100 ms, as the chaos run counts them "raced".
+      const RACE_MS = 100;
       const inWindow = sandbox
         .ledger()
-        .filter((e) => e.seq > limited.seq && e.path.startsWith('/v3/') && e.at < limited.at + 3_000);
+        .filter(
+          (e) =>
+            e.seq > limited.seq &&
+            e.path.startsWith('/v3/') &&
+            e.at > limited.at + RACE_MS &&
+            e.at < limited.at + 3_000,
+        );
       expect(inWindow).toEqual([]);
     });
   });
