@@ -39,8 +39,8 @@ export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
 /** One HeyGen request as the client sent it: what the worker did, seen from inside the HeyGen client. */
 export const requestRecordSchema = z.tuple([
-  z.number(), // sent at (epoch ms)
-  z.number(), // response at (epoch ms)
+  z.number(), // sent at (epoch ms, sub-millisecond precision)
+  z.number(), // response headers received at (epoch ms, sub-millisecond precision)
   z.number(), // HTTP status, 0 for a transport error
   z.string().nullable(), // Retry-After header
   z.string(), // method

@@ -104,6 +104,7 @@ export interface RequestSummary {
   rateLimitedSeenByClient: number;
   /** Requests sent while an earlier 429's Retry-After had not yet passed (must be 0). */
   insideRetryAfter: number;
+  insideRetryAfterExamples: Array<{ afterMs: number; method: string; path: string }>;
 }
 
 export interface PhaseResult {
@@ -149,6 +150,8 @@ export interface PhaseConfig {
 export function countInsideRetryAfter(requests: readonly RequestRecord[]): {
   rateLimited: number;
   inside: number;
+  /** Up to 20 of them: ms after the 429's response arrived, method, path. */
+  examples: Array<{ afterMs: number; method: string; path: string }>;
 } {
   const windows: Array<[number, number]> = [];
   for (const [, respondedAt, status, retryAfter] of requests) {
@@ -165,7 +168,8 @@ export function countInsideRetryAfter(requests: readonly RequestRecord[]): {
     else merged.push([...w]);
   }
   let inside = 0;
-  for (const [sentAt] of requests) {
+  const examples: Array<{ afterMs: number; method: string; path: string }> = [];
+  for (const [sentAt, , , , method, path] of requests) {
     // Binary search for the last window starting at or before sentAt.
     let lo = 0;
     let hi = merged.length - 1;
@@ -177,9 +181,16 @@ export function countInsideRetryAfter(requests: readonly RequestRecord[]): {
         lo = mid + 1;
       } else hi = mid - 1;
     }
-    if (found >= 0 && sentAt < merged[found]![1]) inside += 1;
+    // Strictly after the response arrived: a request sent in the same instant was already on its way.
+    if (found >= 0 && sentAt > merged[found]![0] && sentAt < merged[found]![1]) {
+      inside += 1;
+      // The nearest 429 answered before this request was sent.
+      const cause = windows.filter(([start]) => start <= sentAt).at(-1);
+      if (examples.length < 20)
+        examples.push({ afterMs: Math.round((sentAt - (cause?.[0] ?? sentAt)) * 1000) / 1000, method, path });
+    }
   }
-  return { rateLimited: windows.length, inside };
+  return { rateLimited: windows.length, inside, examples };
 }
 
 export async function runPhase(config: PhaseConfig): Promise<PhaseResult> {
@@ -445,6 +456,7 @@ export async function runPhase(config: PhaseConfig): Promise<PhaseResult> {
       rateLimitedByServer,
       rateLimitedSeenByClient: retryAfter.rateLimited,
       insideRetryAfter: retryAfter.inside,
+      insideRetryAfterExamples: retryAfter.examples,
     },
     attemptsFromWorkerLogOnly,
     cpu,

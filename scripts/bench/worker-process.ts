@@ -23,6 +23,9 @@ import type { AttemptRecord, ChildMessage, RequestRecord, WorkerStart } from './
 
 const MEMORY_SAMPLE_MS = 200;
 
+/** Epoch milliseconds with sub-millisecond precision: a request and a 429 can share a millisecond. */
+const preciseNow = (): number => performance.timeOrigin + performance.now();
+
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve) => {
     if (!process.send) return resolve();
@@ -59,7 +62,7 @@ class Recorder {
   }
 
   fetch: typeof fetch = async (input, init) => {
-    const sentAt = Date.now();
+    const sentAt = preciseNow();
     const url = new URL(input instanceof Request ? input.url : String(input));
     const method = init?.method ?? (input instanceof Request ? input.method : 'GET');
     try {
@@ -67,7 +70,7 @@ class Recorder {
       if (this.enabled) {
         this.requests.push([
           sentAt,
-          Date.now(),
+          preciseNow(),
           response.status,
           response.headers.get('retry-after'),
           method,
@@ -76,7 +79,7 @@ class Recorder {
       }
       return response;
     } catch (err) {
-      if (this.enabled) this.requests.push([sentAt, Date.now(), 0, null, method, url.pathname]);
+      if (this.enabled) this.requests.push([sentAt, preciseNow(), 0, null, method, url.pathname]);
       throw err;
     }
   };
