@@ -1,20 +1,23 @@
 # syntax=docker/dockerfile:1
 #
-# avatar-consent worker image (also runs the local HeyGen sandbox).
+# Two images from one build:
 #
-#   docker build -t avatar-consent .
-#   docker run --env-file .env avatar-consent                                 # the worker
-#   docker run -p 4010:4010 -e SANDBOX_HOST=0.0.0.0 avatar-consent \
-#     node dist/heygen/sandbox/main.js                                        # the HeyGen sandbox
+#   docker build -t avatar-consent .                                # the worker (default, last stage)
+#   docker run --env-file .env avatar-consent
+#   docker build --target heygen-sandbox -t avatar-consent-sandbox .  # the local HeyGen stand-in
+#   docker run -p 4010:4010 -e SANDBOX_HOST=0.0.0.0 avatar-consent-sandbox
+#
+# The worker image holds only the product (src/ compiled to dist/) and its production
+# dependencies; the sandbox (tools/heygen-sandbox) is a development tool with an image of its own.
 #
 # The worker bundles the workflow code (dist/workflows/index.js) with webpack + swc when it starts,
-# so the runtime stage keeps the compiled dist/ tree and the production dependencies that do that
-# bundling (@temporalio/worker brings them).
+# so the runtime stage keeps the production dependencies that do that bundling
+# (@temporalio/worker brings them).
 
 ARG NODE_IMAGE=node:20.20.2-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
-# build: install everything, compile TypeScript, then drop the dev dependencies
+# build: install everything, compile the product and the sandbox, then drop the dev dependencies
 # ---------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
@@ -23,19 +26,34 @@ COPY package.json package-lock.json ./
 # Native modules (Temporal's core bridge, swc) come as prebuilt binaries for linux-gnu: no compiler needed.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.sandbox.json ./
 COPY src ./src
+COPY tools/heygen-sandbox ./tools/heygen-sandbox
 RUN npm run build \
+  && npm run build:sandbox \
   && test -f dist/worker.js \
   && test -f dist/workflows/index.js \
-  && test -f dist/heygen/sandbox/main.js
+  && test ! -e dist/heygen/sandbox \
+  && test -f sandbox-dist/main.js
 
 RUN npm prune --omit=dev --no-audit --no-fund
 
 # ---------------------------------------------------------------------------------------------
-# runtime: compiled JS + production node_modules, non-root
+# heygen-sandbox: the HeyGen stand-in for local stacks (compose profile `sandbox`); needs only zod
 # ---------------------------------------------------------------------------------------------
-FROM ${NODE_IMAGE} AS runtime
+FROM ${NODE_IMAGE} AS heygen-sandbox
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=root:root /app/package.json ./package.json
+COPY --from=build --chown=root:root /app/node_modules/zod ./node_modules/zod
+COPY --from=build --chown=root:root /app/sandbox-dist ./sandbox-dist
+USER node
+CMD ["node", "sandbox-dist/main.js"]
+
+# ---------------------------------------------------------------------------------------------
+# worker (default): compiled product + production node_modules, non-root
+# ---------------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS worker
 
 # CA roots for the Temporal core bridge (Rust) when it connects with TLS (e.g. Temporal Cloud);
 # Node itself ships its own CA bundle for the HeyGen and SMTP connections.

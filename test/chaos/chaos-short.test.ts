@@ -5,14 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 
-import { checkConsentRequests, checkEmails } from '../../scripts/chaos/checks.js';
-import type { GroupFinal } from '../../scripts/chaos/checks.js';
-import { formatReport, writeReport } from '../../scripts/chaos/report.js';
-import { analyzeRetryAfter, retryAfterDeadline } from '../../scripts/chaos/retry-after.js';
-import type { ProxyRecord } from '../../scripts/chaos/retry-after.js';
-import { runChaos } from '../../scripts/chaos/run.js';
-import type { ConsentRecord, LedgerEntry } from '../../src/heygen/sandbox/index.js';
-import type { ReceivedMail } from '../helpers/smtp-test-server.js';
+import { checkConsentRequests, checkEmails } from '../../tools/chaos/checks.js';
+import type { GroupFinal } from '../../tools/chaos/checks.js';
+import { formatReport, writeReport } from '../../tools/chaos/report.js';
+import { analyzeRetryAfter, retryAfterDeadline } from '../../tools/chaos/retry-after.js';
+import type { ProxyRecord } from '../../tools/chaos/retry-after.js';
+import { runChaos } from '../../tools/chaos/run.js';
+import type { ConsentRecord, LedgerEntry } from '../../tools/heygen-sandbox/index.js';
+import type { ReceivedMail } from '../../tools/kit/smtp-catcher.js';
 
 let nextId = 1;
 function record(partial: Partial<ProxyRecord> & { at: number }): ProxyRecord {

@@ -9,8 +9,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 
-import { startSandbox } from '../../src/heygen/sandbox/server.js';
-import type { AvatarStatus, Sandbox } from '../../src/heygen/sandbox/types.js';
+import { startSandbox } from '../../tools/heygen-sandbox/server.js';
+import type { AvatarStatus, Sandbox } from '../../tools/heygen-sandbox/types.js';
 
 const SPEC_PATH =
   process.env.HEYGEN_SPEC_PATH ??

@@ -24,7 +24,7 @@ import {
   startCodecServer,
 } from '../../src/codec/index.js';
 import type { CodecKeyring, JsonPayload, RunningCodecServer } from '../../src/codec/index.js';
-import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { codecProbeWorkflow, confirmRecipientSignal } from './codec-workflows.js';
 import type { CodecProbeActivities, CodecProbeInput, CodecProbeResult } from './codec-workflows.js';
 

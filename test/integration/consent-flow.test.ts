@@ -24,16 +24,16 @@ import { createSmtpMailer } from '../../src/email/index.js';
 import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
 import { checkNowSender } from '../../src/gateway/main.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
-import { startSandbox } from '../../src/heygen/sandbox/index.js';
+import { startSandbox } from '../../tools/heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { AvatarConsentHandle } from '../../src/starter.js';
 import { createConsentWorker } from '../../src/worker.js';
-import { startSmtpTestServer } from '../helpers/smtp-test-server.js';
-import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
-import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { startSmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { freePort, startWorkerProcess } from '../helpers/worker-process.js';
 import { callerWorkflow } from '../workflows/test-workflows.js';
-import { eventually } from '../helpers/eventually.js';
+import { eventually } from '../../tools/kit/eventually.js';
 
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 

@@ -5,8 +5,8 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSmtpMailer, MailError, renderConsentEmail } from '../../src/email/index.js';
 import type { ConsentEmail, Mailer } from '../../src/email/index.js';
-import { startSmtpTestServer } from '../helpers/smtp-test-server.js';
-import type { SmtpTestServer } from '../helpers/smtp-test-server.js';
+import { startSmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpTestServer } from '../../tools/kit/smtp-catcher.js';
 
 const FROM = 'Avatar consent <consent@avatar-consent.test>';
 let counter = 0;

@@ -12,7 +12,7 @@ import { checkNowSender } from '../../src/gateway/main.js';
 import { startGateway } from '../../src/gateway/server.js';
 import type { CheckNowSender, Gateway, GatewayLogger, LogFields } from '../../src/gateway/server.js';
 import { buildReturnUrl, GatewaySecrets } from '../../src/gateway/tokens.js';
-import { createDevServerEnv, uniqueName } from '../helpers/temporal.js';
+import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { checkNowCountQuery, checkNowCounterWorkflow, finishSignal } from './gateway-workflows.js';
 
 const secrets = GatewaySecrets.fromTexts(['hex:' + '5a'.repeat(32)]);

@@ -3,7 +3,7 @@ import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDevServerEnv, createTimeSkippingEnv, uniqueName } from '../helpers/temporal.js';
+import { createDevServerEnv, createTimeSkippingEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { smokeWorkflow } from './smoke-workflows.js';
 import type { SmokeActivities } from './smoke-workflows.js';
 

@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadWorkerConfig, workerEnvSchema } from '../../src/config.js';
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
-import { sandboxEnvSchema } from '../../src/heygen/sandbox/env.js';
+import { sandboxEnvSchema } from '../../tools/heygen-sandbox/env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const composeText = readFileSync(join(root, 'docker-compose.yml'), 'utf8');
@@ -272,7 +272,10 @@ describe('docker-compose.yml: images', () => {
       expect(tag, `${name} builds an untagged image`).not.toBeNull();
       expect(tag).not.toBe('latest');
     }
-    expect(resolvedServices['heygen-sandbox']?.command).toEqual(['node', 'dist/heygen/sandbox/main.js']);
+    expect(resolvedServices['heygen-sandbox']?.build).toMatchObject({ target: 'heygen-sandbox' });
+    expect(resolvedServices.worker?.build).toMatchObject({ target: 'worker' });
+    // Separate images: the worker's holds only the product.
+    expect(resolvedServices['heygen-sandbox']?.image).not.toBe(resolvedServices.worker?.image);
   });
 
   it('the Dockerfile pins its base image by version, builds dist/ and runs the worker as non-root', () => {
@@ -282,7 +285,15 @@ describe('docker-compose.yml: images', () => {
     expect(parsed.name).toBe('node');
     expect(parsed.tag).toMatch(/^20\.\d+\.\d+-bookworm-slim$/);
     const froms = [...dockerfileText.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
-    expect(froms).toEqual(['${NODE_IMAGE}', '${NODE_IMAGE}']);
+    expect(froms).toEqual(['${NODE_IMAGE}', '${NODE_IMAGE}', '${NODE_IMAGE}']);
+    // The worker is the last (default) stage and copies only dist/, package.json and node_modules.
+    const workerStage = dockerfileText.slice(dockerfileText.lastIndexOf('\nFROM '));
+    expect(workerStage).toMatch(/^FROM \S+ AS worker$/m);
+    expect([...workerStage.matchAll(/^COPY --from=build \S+ \/app\/(\S+)/gm)].map((m) => m[1])).toEqual([
+      'package.json',
+      'node_modules',
+      'dist',
+    ]);
     expect(dockerfileText).toMatch(/^RUN .*npm ci\b/m);
     expect(dockerfileText).toMatch(/npm run build/);
     expect(dockerfileText).toMatch(/test -f dist\/workflows\/index\.js/);

@@ -1,8 +1,8 @@
 // The sandbox's admin API (/_sandbox/...) and its programmatic twin.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { startSandbox } from '../../src/heygen/sandbox/server.js';
-import type { AvatarGroupItem, LedgerEntry, Sandbox } from '../../src/heygen/sandbox/types.js';
+import { startSandbox } from '../../tools/heygen-sandbox/server.js';
+import type { AvatarGroupItem, LedgerEntry, Sandbox } from '../../tools/heygen-sandbox/types.js';
 
 const KEY = 'admin-test-key';
 

@@ -1,8 +1,8 @@
 // The sandbox's /v3 API over real HTTP: auth, idempotency, consent validation, listing, routing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { startSandbox } from '../../src/heygen/sandbox/server.js';
-import type { AvatarGroupItem, Sandbox } from '../../src/heygen/sandbox/types.js';
+import { startSandbox } from '../../tools/heygen-sandbox/server.js';
+import type { AvatarGroupItem, Sandbox } from '../../tools/heygen-sandbox/types.js';
 
 const KEY = 'unit-key';
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -1,9 +1,9 @@
 // The sandbox's hosted consent page over real HTTP: HTML, escaping, agree/decline, training time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { escapeHtml } from '../../src/heygen/sandbox/consent-page.js';
-import { startSandbox } from '../../src/heygen/sandbox/server.js';
-import type { AvatarGroupItem, Sandbox } from '../../src/heygen/sandbox/types.js';
+import { escapeHtml } from '../../tools/heygen-sandbox/consent-page.js';
+import { startSandbox } from '../../tools/heygen-sandbox/server.js';
+import type { AvatarGroupItem, Sandbox } from '../../tools/heygen-sandbox/types.js';
 
 const KEY = 'page-key';
 const TRAINING_MS = 60_000;

@@ -1,8 +1,8 @@
 // Faults, rate limiting, the ledger and shutdown of the sandbox, over real HTTP.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { startSandbox } from '../../src/heygen/sandbox/server.js';
-import type { Sandbox } from '../../src/heygen/sandbox/types.js';
+import { startSandbox } from '../../tools/heygen-sandbox/server.js';
+import type { Sandbox } from '../../tools/heygen-sandbox/types.js';
 
 const KEY = 'fault-key';
 const BASE_MS = 1_800_000_000_000;

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { parseSandboxEnv } from '../../src/heygen/sandbox/env.js';
+import { parseSandboxEnv } from '../../tools/heygen-sandbox/env.js';
 
 describe('parseSandboxEnv', () => {
   it('has local defaults', () => {
@@ -83,7 +83,7 @@ describe('main.ts', () => {
   });
 
   it('starts, prints its URL and key, serves the demo group, and stops on SIGTERM', async () => {
-    const main = fileURLToPath(new URL('../../src/heygen/sandbox/main.ts', import.meta.url));
+    const main = fileURLToPath(new URL('../../tools/heygen-sandbox/main.ts', import.meta.url));
     const child = spawn(process.execPath, ['--import', 'tsx', main], {
       env: { ...process.env, SANDBOX_PORT: '0', SANDBOX_API_KEYS: '' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,10 +2,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { FaultQueue } from '../../src/heygen/sandbox/faults.js';
-import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../../src/heygen/sandbox/idempotency.js';
-import { FixedWindowRateLimiter } from '../../src/heygen/sandbox/rate-limit.js';
-import { GroupStore, SandboxClock } from '../../src/heygen/sandbox/state.js';
+import { FaultQueue } from '../../tools/heygen-sandbox/faults.js';
+import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../../tools/heygen-sandbox/idempotency.js';
+import { FixedWindowRateLimiter } from '../../tools/heygen-sandbox/rate-limit.js';
+import { GroupStore, SandboxClock } from '../../tools/heygen-sandbox/state.js';
 
 const frozenClock = () => new SandboxClock(() => 1_000_000);
 

@@ -18,9 +18,9 @@ import {
 import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract.js';
 import { MailError } from '../../src/email/index.js';
 import { createConsentWorker } from '../../src/worker.js';
-import { FakeHeyGen } from '../helpers/fake-heygen.js';
-import { FakeMailer } from '../helpers/fake-mailer.js';
-import { createTimeSkippingEnv, uniqueName } from '../helpers/temporal.js';
+import { FakeHeyGen } from '../../tools/kit/fake-heygen.js';
+import { FakeMailer } from '../../tools/kit/fake-mailer.js';
+import { createTimeSkippingEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { avatarConsentWorkflow, callerWorkflow, parentWorkflow } from './test-workflows.js';
 
 let env: TestWorkflowEnvironment;

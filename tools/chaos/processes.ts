@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
-import { howToInstall, resolveTemporalExecutable } from '../../src/dev/temporal-binaries.js';
+import { howToInstall, resolveTemporalExecutable } from '../kit/temporal-binaries.js';
 import type { ProcessLife } from './retry-after.js';
 
 /** Lines kept from a child's stderr, for the report when something goes wrong. */
@@ -194,7 +194,7 @@ export interface WorkerControl {
 export function workerProcess(opts: {
   cwd: string;
   entry: string;
-  /** Runs `entry` with the probe installed (scripts/chaos/probed-worker.ts). */
+  /** Runs `entry` with the probe installed (tools/chaos/probed-worker.ts). */
   probedEntry: string;
   env: Record<string, string>;
   /** Starts a replacement when the worker exits on its own (after recording it). */

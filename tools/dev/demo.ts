@@ -11,8 +11,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE, isSuccessfulOutcome } from '../contract.js';
-import { startAvatarConsent, waitWithProgress } from '../starter.js';
+import { DEFAULT_TASK_QUEUE, isSuccessfulOutcome } from '../../src/contract.js';
+import { startAvatarConsent, waitWithProgress } from '../../src/starter.js';
 import { devPortsFromEnv } from './dev-stack.js';
 
 const usage = `Usage: npm run demo [-- options]

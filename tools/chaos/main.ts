@@ -8,10 +8,10 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
-import { parseDuration } from '../src/contract.js';
-import { formatReport, writeReport } from './chaos/report.js';
-import { runChaos } from './chaos/run.js';
-import type { ChaosOptions, WorkerChoice } from './chaos/run.js';
+import { parseDuration } from '../../src/contract.js';
+import { formatReport, writeReport } from './report.js';
+import { runChaos } from './run.js';
+import type { ChaosOptions, WorkerChoice } from './run.js';
 
 const usage = `Usage: npm run chaos -- [options]
 

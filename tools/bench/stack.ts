@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
-import { resolveTemporalExecutable, withServerStartHint } from '../../src/dev/temporal-binaries.js';
+import { resolveTemporalExecutable, withServerStartHint } from '../kit/temporal-binaries.js';
 import { childMessageSchema } from './ipc.js';
 import { sleep } from './stats.js';
 import type { AttemptRecord, RequestRecord, WorkerStart } from './ipc.js';

@@ -15,12 +15,12 @@ import type { ChildProcess } from 'node:child_process';
 
 import { workflowIdForGroup } from '../../src/contract.js';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
-import { startSandbox } from '../../src/heygen/sandbox/index.js';
-import type { FaultSpec, Sandbox } from '../../src/heygen/sandbox/index.js';
+import { startSandbox } from '../heygen-sandbox/index.js';
+import type { FaultSpec, Sandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
-import { startSmtpTestServer } from '../../test/helpers/smtp-test-server.js';
-import type { SmtpTestServer } from '../../test/helpers/smtp-test-server.js';
+import { startSmtpTestServer } from '../kit/smtp-catcher.js';
+import type { SmtpTestServer } from '../kit/smtp-catcher.js';
 import {
   checkConsentRequests,
   checkEmails,
@@ -275,7 +275,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     worker = workerProcess({
       cwd: REPO_ROOT,
       entry: workerEntry,
-      probedEntry: 'scripts/chaos/probed-worker.ts',
+      probedEntry: 'tools/chaos/probed-worker.ts',
       env: workerEnv({
         temporalAddress: temporal.address,
         taskQueue,

@@ -1,7 +1,7 @@
 /**
  * The worker under test, in its own process so its memory (RSS) is its own: the product worker
  * (createConsentWorker, exactly as src/worker.ts wires it) or the baseline worker. Started by
- * scripts/bench.ts with `fork`; talks over IPC (see ./ipc.ts).
+ * tools/bench/main.ts with `fork`; talks over IPC (see ./ipc.ts).
  *
  * To count billable actions the benchmark needs every activity attempt, including attempts of a
  * polling window cancelled by checkNow (history keeps no attempt count for those), so the HeyGen

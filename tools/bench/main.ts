@@ -12,27 +12,27 @@ import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
-import { GatewaySecrets, startGateway } from '../src/gateway/index.js';
-import type { Gateway, GatewayLogger } from '../src/gateway/index.js';
-import { checkNowSender } from '../src/gateway/main.js';
-import { resolveTemporalExecutable } from '../src/dev/temporal-binaries.js';
-import { workflowsPath } from '../src/worker.js';
-import { startSmtpTestServer } from '../test/helpers/smtp-test-server.js';
-import { parseBenchArgs, usage } from './bench/args.js';
-import type { BenchArgs } from './bench/args.js';
-import { runHold } from './bench/hold.js';
-import type { HoldResult } from './bench/hold.js';
-import { baselineTimings, runPhase, scaledPolicy } from './bench/phase.js';
-import type { FlowPlan, PhaseResult, System } from './bench/phase.js';
-import { renderCpuTable, renderTable, summarizeSystem } from './bench/report.js';
-import type { SystemSummary } from './bench/report.js';
+import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
+import type { Gateway, GatewayLogger } from '../../src/gateway/index.js';
+import { checkNowSender } from '../../src/gateway/main.js';
+import { resolveTemporalExecutable } from '../kit/temporal-binaries.js';
+import { workflowsPath } from '../../src/worker.js';
+import { startSmtpTestServer } from '../kit/smtp-catcher.js';
+import { parseBenchArgs, usage } from './args.js';
+import type { BenchArgs } from './args.js';
+import { runHold } from './hold.js';
+import type { HoldResult } from './hold.js';
+import { baselineTimings, runPhase, scaledPolicy } from './phase.js';
+import type { FlowPlan, PhaseResult, System } from './phase.js';
+import { renderCpuTable, renderTable, summarizeSystem } from './report.js';
+import type { SystemSummary } from './report.js';
 import {
   DEV_SERVER_DYNAMIC_CONFIG,
   DEV_SERVER_SQLITE_PRAGMAS,
   setWorkerHeapLimitMb,
   startStack,
-} from './bench/stack.js';
-import { drawLogNormal, seededRandom } from './bench/stats.js';
+} from './stack.js';
+import { drawLogNormal, seededRandom } from './stats.js';
 
 const HOUR = 3_600_000;
 /** Approval waits: log-normal, median 2 h, σ = 1 (p95 ≈ 10 h), redrawn outside [1 min, 22 h]. */
@@ -142,7 +142,7 @@ async function main(): Promise<number> {
 
   const startedAt = new Date();
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-  const artifacts = resolve(fileURLToPath(new URL('../artifacts', import.meta.url)));
+  const artifacts = resolve(fileURLToPath(new URL('../../artifacts', import.meta.url)));
   mkdirSync(artifacts, { recursive: true });
   const tmp = mkdtempSync(join(artifacts, `bench-tmp-${stamp}-`));
   const runTag = randomBytes(3).toString('hex');

@@ -4,8 +4,8 @@
  * orchestration so each can be read (and tested) on its own.
  */
 import type { AvatarConsentResult } from '../../src/contract.js';
-import type { ConsentRecord, LedgerEntry } from '../../src/heygen/sandbox/index.js';
-import type { ReceivedMail } from '../../test/helpers/smtp-test-server.js';
+import type { ConsentRecord, LedgerEntry } from '../heygen-sandbox/index.js';
+import type { ReceivedMail } from '../kit/smtp-catcher.js';
 import type { Fate } from './plan.js';
 
 export interface Check {

@@ -1,5 +1,5 @@
 /**
- * Loaded into the worker process with `node --import tsx --import ./scripts/chaos/worker-probe.ts`.
+ * Loaded into the worker process with `node --import tsx --import ./tools/chaos/worker-probe.ts`.
  * It changes nothing the worker does: it wraps the global fetch (which the HeyGen client uses) to
  * tag each HeyGen request with the worker's pid and with what this process already knew about
  * Retry-After, so the chaos run can tell a request that was merely in flight when a 429 was answered

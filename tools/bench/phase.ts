@@ -7,9 +7,9 @@ import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@tem
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
 import { DEFAULT_COMPLETION_SIGNAL } from '../../src/contract.js';
 import type { Gateway } from '../../src/gateway/index.js';
-import { startSandbox } from '../../src/heygen/sandbox/index.js';
+import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
-import type { SmtpTestServer } from '../../test/helpers/smtp-test-server.js';
+import type { SmtpTestServer } from '../kit/smtp-catcher.js';
 import type { BaselineInput } from './baseline-workflows.js';
 import { countHistoryCost, fetchRunChain, milestonesOf, signalReceivedAt } from './history.js';
 import type { HistoryCost, Milestones } from './history.js';

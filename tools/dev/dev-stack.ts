@@ -31,17 +31,17 @@ import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { z } from 'zod';
-import { loadWorkerConfig, redactConfig } from '../config.js';
-import type { WorkerConfig } from '../config.js';
-import { CONSENT_SEARCH_ATTRIBUTES, DEFAULT_TASK_QUEUE } from '../contract.js';
-import { escapeHtml } from '../email/template.js';
-import { DEFAULT_API_KEY, startSandbox } from '../heygen/sandbox/index.js';
-import type { CreateGroupInput, Sandbox } from '../heygen/sandbox/index.js';
-import { GatewaySecrets, startGateway } from '../gateway/index.js';
-import type { Gateway } from '../gateway/index.js';
-import { checkNowSender } from '../gateway/main.js';
-import { runWorker } from '../worker.js';
-import { howToInstall, resolveTemporalExecutable } from './temporal-binaries.js';
+import { loadWorkerConfig, redactConfig } from '../../src/config.js';
+import type { WorkerConfig } from '../../src/config.js';
+import { CONSENT_SEARCH_ATTRIBUTES, DEFAULT_TASK_QUEUE } from '../../src/contract.js';
+import { escapeHtml } from '../../src/email/template.js';
+import { DEFAULT_API_KEY, startSandbox } from '../heygen-sandbox/index.js';
+import type { CreateGroupInput, Sandbox } from '../heygen-sandbox/index.js';
+import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
+import type { Gateway } from '../../src/gateway/index.js';
+import { checkNowSender } from '../../src/gateway/main.js';
+import { runWorker } from '../../src/worker.js';
+import { howToInstall, resolveTemporalExecutable } from '../kit/temporal-binaries.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration

@@ -3,7 +3,7 @@
  * their drawn time, presses "I agree" on the sandbox's consent page, and (when their flow says so)
  * lets the browser follow the page's redirect to the consent-return gateway.
  */
-import type { SmtpTestServer } from '../../test/helpers/smtp-test-server.js';
+import type { SmtpTestServer } from '../kit/smtp-catcher.js';
 
 const CONSENT_LINK = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/;
 const INBOX_POLL_MS = 20;

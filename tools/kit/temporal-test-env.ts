@@ -5,7 +5,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
-import { resolveTemporalExecutable, withServerStartHint } from '../../src/dev/temporal-binaries.js';
+import { resolveTemporalExecutable, withServerStartHint } from './temporal-binaries.js';
 
 export async function createDevServerEnv(
   server: LocalTestWorkflowEnvironmentOptions['server'] = {},

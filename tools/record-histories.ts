@@ -14,9 +14,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createConsentWorker } from '../src/worker.js';
 import { cancelSignal, checkNowSignal, resendEmailUpdate, statusQuery } from '../src/contract.js';
 import type { AvatarConsentInput } from '../src/contract.js';
-import { FakeHeyGen } from '../test/helpers/fake-heygen.js';
-import { FakeMailer } from '../test/helpers/fake-mailer.js';
-import { createTimeSkippingEnv } from '../test/helpers/temporal.js';
+import { FakeHeyGen } from './kit/fake-heygen.js';
+import { FakeMailer } from './kit/fake-mailer.js';
+import { createTimeSkippingEnv } from './kit/temporal-test-env.js';
 import { avatarConsentWorkflow } from '../src/workflows/index.js';
 
 const outDir = fileURLToPath(new URL('../test/fixtures/histories/', import.meta.url));

@@ -7,9 +7,9 @@
  * are cancelled.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { startSandbox } from '../../src/heygen/sandbox/index.js';
+import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
-import type { SmtpTestServer } from '../../test/helpers/smtp-test-server.js';
+import type { SmtpTestServer } from '../kit/smtp-catcher.js';
 import { People } from './person.js';
 import { EMAIL_FROM, SANDBOX_API_KEY } from './phase.js';
 import { NAMESPACE, startWorkerChild } from './stack.js';
