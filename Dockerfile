@@ -34,7 +34,7 @@ RUN npm run build \
   && test -f dist/worker.js \
   && test -f dist/workflows/index.js \
   && test ! -e dist/heygen/sandbox \
-  && test -f sandbox-dist/main.js
+  && test -f sandbox-dist/tools/heygen-sandbox/main.js
 
 RUN npm prune --omit=dev --no-audit --no-fund
 
@@ -48,7 +48,7 @@ COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules/zod ./node_modules/zod
 COPY --from=build --chown=root:root /app/sandbox-dist ./sandbox-dist
 USER node
-CMD ["node", "sandbox-dist/main.js"]
+CMD ["node", "sandbox-dist/tools/heygen-sandbox/main.js"]
 
 # ---------------------------------------------------------------------------------------------
 # worker (default): compiled product + production node_modules, non-root

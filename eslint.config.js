@@ -97,6 +97,7 @@ export default tseslint.config(
                 '../codec/*',
                 '../gateway/*',
                 '../config/*',
+                '!../config/timeouts.js',
                 '../worker.js',
                 '../starter.js',
                 '../logging.js',

@@ -8,6 +8,18 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import type { ApiError } from './rules/api-error.js';
+import {
+  auditReasonSchema,
+  consentTextSchema,
+  emailAddressSchema,
+  groupIdSchema,
+  personNameSchema,
+  rerouteUrlSchema,
+  signalNameSchema,
+  workflowIdSchema,
+} from './rules/input.js';
+import { formatIssues } from './rules/issues.js';
 
 export const WORKFLOW_TYPE = 'avatarConsentWorkflow';
 export const DEFAULT_TASK_QUEUE = 'avatar-consent';
@@ -99,54 +111,10 @@ const durationString = (min: string, max: string) => {
 // Input
 // ---------------------------------------------------------------------------------------------
 
-/** HeyGen group IDs are used in the request path: a safe character set means they can never change it. */
-export const groupIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,128}$/, 'must be 1-128 characters of A-Z, a-z, 0-9, "_" or "-"');
-
-// eslint-disable-next-line no-control-regex
-const controlCharacters = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-const personName = z
-  .string()
-  .trim()
-  .min(1, 'must not be empty')
-  .max(200, 'must be at most 200 characters')
-  .refine((name) => !controlCharacters.test(name), 'must not contain control characters or line breaks');
-
-const emailAddress = z
-  .string()
-  .max(254, 'must be at most 254 characters')
-  .pipe(z.email({ message: 'must be an email address such as person@example.com' }));
-
-const localHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
-
-/** The person's browser goes here after consent: https only, plain http only for local development. */
-export const rerouteUrlSchema = z
-  .string()
-  .max(2048, 'must be at most 2048 characters')
-  .refine((text) => {
-    if (!URL.canParse(text)) return false;
-    const url = new URL(text);
-    return url.protocol === 'https:' || (url.protocol === 'http:' && localHosts.has(url.hostname));
-  }, 'must be an https URL (plain http only for localhost)');
-
-/** HeyGen's own rule for consent_text: at most 1000 characters, no "<" or ">". */
-export const consentTextSchema = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(1000, 'must be at most 1000 characters (HeyGen limit)')
-  .refine((text) => !/[<>]/.test(text), 'must not contain "<" or ">" (HeyGen rejects them)');
-
-const workflowIdText = z.string().min(1, 'must not be empty').max(1000, 'must be at most 1000 characters');
-
 export const notifyTargetSchema = z.strictObject({
-  workflowId: workflowIdText,
+  workflowId: workflowIdSchema,
   runId: z.string().min(1).max(128).optional(),
-  signalName: z
-    .string()
-    .regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'must be 1-200 characters of A-Z, a-z, 0-9, "_", ".", ":" or "-"')
-    .optional(),
+  signalName: signalNameSchema.optional(),
 });
 
 /** Defaults, documented in README ("Polling and link policy"). */
@@ -177,7 +145,7 @@ export const policySchema = z.strictObject({
 
 export const avatarConsentInputSchema = z.strictObject({
   groupId: groupIdSchema,
-  recipient: z.strictObject({ email: emailAddress, name: personName.optional() }),
+  recipient: z.strictObject({ email: emailAddressSchema, name: personNameSchema.optional() }),
   rerouteUrl: rerouteUrlSchema.optional(),
   consentText: consentTextSchema.optional(),
   notify: notifyTargetSchema.optional(),
@@ -214,16 +182,6 @@ export function resolvePolicy(policy: ParsedAvatarConsentInput['policy']): Resol
   };
 }
 
-/** Renders zod issues as "field.path: reason; other.field: reason" so callers see which field and why. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      const path = issue.path.map(String).join('.') || '(input)';
-      return `${path}: ${issue.message}`;
-    })
-    .join('; ');
-}
-
 export class InvalidInputError extends Error {
   override readonly name = 'InvalidInputError';
   constructor(
@@ -237,8 +195,7 @@ export class InvalidInputError extends Error {
 /** Validates a caller's input; throws InvalidInputError naming every bad field. */
 export function parseAvatarConsentInput(raw: unknown): ParsedAvatarConsentInput {
   const result = avatarConsentInputSchema.safeParse(raw);
-  if (!result.success)
-    throw new InvalidInputError('avatarConsentWorkflow input', describeIssues(result.error));
+  if (!result.success) throw new InvalidInputError('avatarConsentWorkflow input', formatIssues(result.error));
   return result.data;
 }
 
@@ -263,11 +220,8 @@ export function isSuccessfulOutcome(outcome: ConsentOutcome): boolean {
   return outcome === 'approved' || outcome === 'not_required';
 }
 
-export interface ConsentError {
-  code: string;
-  message: string;
-  param?: string | null;
-}
+/** Why a consent ended as it did, or what went wrong last (HeyGen's error shape). */
+export type ConsentError = ApiError;
 
 export interface CompletionNotice {
   workflowId: string;
@@ -331,11 +285,7 @@ export interface ConsentStatusView {
 export const resendEmailInputSchema = z
   .strictObject({
     /** Free text for the audit trail (not sent to the person). */
-    reason: z
-      .string()
-      .max(500)
-      .refine((text) => !controlCharacters.test(text), 'must not contain control characters')
-      .optional(),
+    reason: auditReasonSchema.optional(),
   })
   .optional();
 export type ResendEmailInput = z.input<typeof resendEmailInputSchema>;

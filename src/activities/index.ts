@@ -9,6 +9,7 @@ import { ReturnLinkError, buildReturnUrl } from '../gateway/tokens.js';
 import type { ReturnLinkConfig } from '../gateway/tokens.js';
 import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
 import { HeyGenError } from '../heygen/index.js';
+import { consentDecision, isKnownConsentStatus } from '../rules/consent-decision.js';
 import { consentPending, scrubbing, toActivityFailure } from './failures.js';
 import type {
   ConsentLink,
@@ -40,16 +41,6 @@ export function toGroupSnapshot(group: AvatarGroupItem): GroupSnapshot {
     avatarStatus: group.status ?? null,
     error: group.error ? { code: group.error.code, message: group.error.message } : null,
   };
-}
-
-/** A poll found a decision when consent is approved or not required, or HeyGen failed the group. */
-export function isDecided(group: GroupSnapshot): boolean {
-  return (
-    group.consentStatus === 'approved' ||
-    group.consentStatus === null ||
-    group.consentStatus === 'skipped' ||
-    group.avatarStatus === 'failed'
-  );
 }
 
 /**
@@ -193,8 +184,8 @@ export function createActivities({ heygen, mailer, messageIdDomain, returnLinks 
       } catch (err) {
         throw toActivityFailure(err, attempt);
       }
-      if (isDecided(group)) return { group, attempts: attempt };
-      if (group.consentStatus !== 'pending') {
+      if (consentDecision(group)) return { group, attempts: attempt };
+      if (!isKnownConsentStatus(group.consentStatus)) {
         // HeyGen's consent_status is an open string: keep polling, but make the unknown value visible.
         log.warn('unrecognised consent_status, still polling', {
           groupId: input.groupId,

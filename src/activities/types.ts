@@ -1,14 +1,9 @@
 /** Inputs and outputs of the consent activities: plain data, shared by the activities and (as types) the workflow. */
 import type { BlockedReason } from '../contract.js';
+import type { ApiError } from '../rules/api-error.js';
+import type { GroupSnapshot } from '../rules/consent-decision.js';
 
-/** What the workflow needs to know about an avatar group. */
-export interface GroupSnapshot {
-  groupId: string;
-  name: string;
-  consentStatus: string | null;
-  avatarStatus: string | null;
-  error: { code: string; message: string } | null;
-}
+export type { GroupSnapshot };
 
 export interface RequestConsentLinkInput {
   groupId: string;
@@ -58,7 +53,7 @@ export interface AttemptDetails {
   consentStatus?: string | null;
   avatarStatus?: string | null;
   blocked?: BlockedReason | null;
-  error?: { code: string; message: string; param?: string | null } | null;
+  error?: ApiError | null;
   /** The delay this failure asked for before the next attempt (429 Retry-After, 401 slow retry...). */
   retryDelayMs?: number;
 }

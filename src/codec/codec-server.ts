@@ -14,6 +14,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
+import { envVar, formatIssues } from '../config/env.js';
+import { readBody } from '../http/read-body.js';
 
 import { createEncryptionCodec, PayloadDecryptionError } from './encryption-codec.js';
 import { CodecConfigError, loadCodecKeysFromEnv } from './keys.js';
@@ -134,45 +136,9 @@ function normalizeOrigin(origin: string): string {
   return url.origin;
 }
 
-function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, `request body is larger than ${maxBytes} bytes`);
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        done = true;
-        req.pause();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks));
-    });
-    req.on('error', (error) => {
-      if (done) return;
-      done = true;
-      reject(error);
-    });
-  });
-}
-
 function describeZodIssues(error: z.ZodError): string {
-  const shown = error.issues.slice(0, 5).map((issue) => {
-    const path = issue.path.map(String).join('.') || '(body)';
-    return `${path}: ${issue.message}`;
-  });
-  const more = error.issues.length - shown.length;
-  return shown.join('; ') + (more > 0 ? `; and ${more} more` : '');
+  const more = error.issues.length - 5;
+  return formatIssues(error.issues.slice(0, 5), { root: '(body)' }) + (more > 0 ? `; and ${more} more` : '');
 }
 
 export async function startCodecServer(options: CodecServerOptions): Promise<RunningCodecServer> {
@@ -239,7 +205,10 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
       throw new HttpError(401, 'unauthorized', { 'WWW-Authenticate': 'Bearer' });
     }
 
-    const body = await readBody(req, maxBodyBytes);
+    const read = await readBody(req, maxBodyBytes);
+    if (read.kind === 'too_large')
+      throw new HttpError(413, `request body is larger than ${maxBodyBytes} bytes`);
+    const body = read.body;
     let raw: unknown;
     try {
       raw = JSON.parse(body.toString('utf8'));
@@ -331,9 +300,6 @@ export interface CodecServerConfig {
   keyring: CodecKeyring;
 }
 
-const blankAsUnset = (value: unknown): unknown =>
-  typeof value === 'string' && value.trim() === '' ? undefined : value;
-
 const originList = z.string().transform((text, ctx) => {
   const origins = text
     .split(',')
@@ -352,8 +318,7 @@ const originList = z.string().transform((text, ctx) => {
 });
 
 const codecServerEnvSchema = z.object({
-  CODEC_SERVER_PORT: z.preprocess(
-    blankAsUnset,
+  CODEC_SERVER_PORT: envVar(
     z.coerce
       .number({ error: 'must be a port number' })
       .int('must be a port number')
@@ -361,15 +326,14 @@ const codecServerEnvSchema = z.object({
       .max(65535, 'must be 0-65535')
       .default(DEFAULT_CODEC_SERVER_PORT),
   ),
-  CODEC_SERVER_HOST: z.preprocess(blankAsUnset, z.string().trim().default(DEFAULT_CODEC_SERVER_HOST)),
+  CODEC_SERVER_HOST: envVar(z.string().trim().default(DEFAULT_CODEC_SERVER_HOST)),
   // Messages say what is wrong, never what was given.
-  CODEC_SERVER_TOKEN: z.preprocess(
-    blankAsUnset,
+  CODEC_SERVER_TOKEN: envVar(
     z
       .string({ error: `is required (a random secret of at least ${MIN_TOKEN_LENGTH} characters)` })
       .min(MIN_TOKEN_LENGTH, `must be at least ${MIN_TOKEN_LENGTH} characters`),
   ),
-  CODEC_SERVER_ALLOWED_ORIGIN: z.preprocess(blankAsUnset, originList.default([DEFAULT_ALLOWED_ORIGIN])),
+  CODEC_SERVER_ALLOWED_ORIGIN: envVar(originList.default([DEFAULT_ALLOWED_ORIGIN])),
 });
 
 /**
@@ -382,10 +346,7 @@ export function loadCodecServerConfig(
 ): CodecServerConfig {
   const problems: string[] = [];
   const parsed = codecServerEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues)
-      problems.push(`${issue.path.map(String).join('.')}: ${issue.message}`);
-  }
+  if (!parsed.success) problems.push(formatIssues(parsed.error));
   let keyring: CodecKeyring | null = null;
   try {
     keyring = loadCodecKeysFromEnv(env, readFile);

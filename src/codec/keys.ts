@@ -9,6 +9,7 @@ import { createSecretKey, randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { envVar, formatIssues } from '../config/env.js';
 
 export const CODEC_KEYS_VAR = 'AVATAR_CONSENT_CODEC_KEYS';
 export const CODEC_ACTIVE_KEY_VAR = 'AVATAR_CONSENT_CODEC_ACTIVE_KEY';
@@ -96,10 +97,6 @@ export function describeKeyring(keyring: CodecKeyring): string {
 
 type KeyEntries = Array<[string, Buffer]>;
 
-/** Empty or blank variables count as unset (docker env files and CI often define them empty). */
-const blankAsUnset = (value: unknown): unknown =>
-  typeof value === 'string' && value.trim() === '' ? undefined : value;
-
 /** `id:base64,id:base64`. Messages identify entries by position and ID, never by their text. */
 const keyListSchema = z.string().transform((text, ctx): KeyEntries => {
   const entries: KeyEntries = [];
@@ -140,9 +137,9 @@ const keyListSchema = z.string().transform((text, ctx): KeyEntries => {
 const keyIdSchema = z.string().trim().regex(keyIdPattern, keyIdRule);
 
 const codecEnvSchema = z.object({
-  [CODEC_KEYS_VAR]: z.preprocess(blankAsUnset, keyListSchema.optional()),
-  [CODEC_ACTIVE_KEY_VAR]: z.preprocess(blankAsUnset, keyIdSchema.optional()),
-  [CODEC_KEY_FILE_VAR]: z.preprocess(blankAsUnset, z.string().trim().optional()),
+  [CODEC_KEYS_VAR]: envVar(keyListSchema.optional()),
+  [CODEC_ACTIVE_KEY_VAR]: envVar(keyIdSchema.optional()),
+  [CODEC_KEY_FILE_VAR]: envVar(z.string().trim().optional()),
 });
 
 const keyFileSchema = z.strictObject(
@@ -160,14 +157,11 @@ const keyFileSchema = z.strictObject(
 function issuesToText(error: z.ZodError, prefix: string, hideInvalidIds: boolean): string[] {
   // Only the path and our own messages: zod issues may carry the input, which could be a key.
   // Path segments that are not valid key IDs (record keys in the file) might be keys too.
+  const segment = (part: PropertyKey) =>
+    hideInvalidIds && typeof part === 'string' && !isValidKeyId(part) ? '<invalid key ID>' : String(part);
   return error.issues.map((issue) => {
-    const segments = issue.path.map((segment) =>
-      hideInvalidIds && typeof segment === 'string' && !isValidKeyId(segment)
-        ? '<invalid key ID>'
-        : String(segment),
-    );
-    const where = [prefix, segments.join('.')].filter(Boolean).join(': ');
-    return `${where}: ${issue.message}`;
+    const text = formatIssues([issue], { root: '', segment });
+    return prefix ? `${prefix}: ${text}` : text;
   });
 }
 

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 
 import { loadCodecServerConfig, startCodecServer } from './codec-server.js';
+import { isLocalHostname } from '../rules/input.js';
 import { CodecConfigError, describeKeyring, generateKey } from './keys.js';
 
 const usage = `Usage:
@@ -55,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
     `Clients must send "Authorization: Bearer <CODEC_SERVER_TOKEN>", e.g.`,
     `  temporal workflow show -w <id> --codec-endpoint ${server.url} --codec-auth "Bearer $CODEC_SERVER_TOKEN"`,
   ];
-  if (!['127.0.0.1', 'localhost', '::1'].includes(config.host)) {
+  if (!isLocalHostname(config.host)) {
     lines.push(
       `WARNING: listening on ${config.host} over plain HTTP: decrypted payloads and the token cross the network; put TLS in front.`,
     );

@@ -1,15 +1,21 @@
 // Validation and cleaning for everything in a consent email that came from outside the worker.
 // Pure functions, no I/O: the renderer and the mailer both rely on them.
 import { z } from 'zod';
+import {
+  MAX_PERSON_NAME_LENGTH,
+  emailAddressSchema,
+  groupIdSchema,
+  isValidEmailAddress,
+} from '../rules/input.js';
+import { formatIssues } from '../rules/issues.js';
 import type { ConsentEmail } from './template.js';
+
+export { isValidEmailAddress };
 
 /** Longest display name kept for the recipient; longer names are cut (by code point). */
 export const MAX_RECIPIENT_NAME_LENGTH = 120;
 /** Longest avatar (group) name kept in the subject and body. */
 export const MAX_AVATAR_NAME_LENGTH = 200;
-/** RFC 5321 limits: 254 for the whole path, 64 for the local part. */
-const MAX_ADDRESS_LENGTH = 254;
-const MAX_LOCAL_PART_LENGTH = 64;
 
 // Characters that must never reach a header or a line of the body from user input:
 // C0 controls (CR, LF, TAB included), DEL, C1 controls, and the Unicode line/paragraph separators.
@@ -33,21 +39,6 @@ export function mailSafeName(name: string, maxLength: number = MAX_RECIPIENT_NAM
   const collapsed = cleaned.replace(/\s+/gu, ' ').trim();
   const codePoints = Array.from(collapsed);
   return codePoints.length <= maxLength ? collapsed : codePoints.slice(0, maxLength).join('').trimEnd();
-}
-
-// What browsers accept for <input type="email">: no spaces, quotes, angle brackets, commas or
-// control characters can pass, so an address can never carry a second address or a header.
-// Quoted local parts and non-ASCII (SMTPUTF8) addresses are refused on purpose.
-const emailAddressSchema = z
-  .email({ pattern: z.regexes.html5Email, message: 'must be a plain email address (name@domain)' })
-  .max(MAX_ADDRESS_LENGTH, `must be at most ${MAX_ADDRESS_LENGTH} characters`)
-  .refine((address) => (address.split('@')[0] ?? '').length <= MAX_LOCAL_PART_LENGTH, {
-    message: `the part before "@" must be at most ${MAX_LOCAL_PART_LENGTH} characters`,
-  });
-
-/** True for a plain `local@domain` address this module is willing to send to. */
-export function isValidEmailAddress(address: string): boolean {
-  return emailAddressSchema.safeParse(address).success;
 }
 
 // RFC 5322 msg-id: "<" dot-atom-text "@" (dot-atom-text | no-fold-literal) ">". The angle brackets
@@ -86,7 +77,8 @@ export function isSafeLinkUrl(url: string): boolean {
 export const consentEmailSchema = z.object({
   to: z.object({
     email: emailAddressSchema,
-    name: z.string().max(1000).optional(),
+    // The contract's length; control characters are cleaned here (mailSafeName), not refused.
+    name: z.string().max(MAX_PERSON_NAME_LENGTH).optional(),
   }),
   avatarName: z
     .string()
@@ -94,12 +86,7 @@ export const consentEmailSchema = z.object({
     .refine((name) => mailSafeName(name, MAX_AVATAR_NAME_LENGTH).length > 0, {
       message: 'must contain visible characters',
     }),
-  // HeyGen group ids are short printable tokens; the id goes into a header, so no spaces or controls.
-  groupId: z
-    .string()
-    .min(1)
-    .max(200)
-    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces'),
+  groupId: groupIdSchema,
   consentUrl: z.string().refine(isSafeLinkUrl, { message: 'must be an absolute http(s) URL' }),
   expiresAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with Z or an offset' }),
   messageId: z.string().refine(isValidMessageId, { message: 'must look like <id@domain>' }),
@@ -116,9 +103,5 @@ export type ConsentEmailParseResult = { ok: true; value: ConsentEmail } | { ok: 
 export function parseConsentEmail(input: unknown): ConsentEmailParseResult {
   const result = consentEmailSchema.safeParse(input);
   if (result.success) return { ok: true, value: result.data };
-  const problems = result.error.issues.map((issue) => {
-    const path = issue.path.map(String).join('.') || '(input)';
-    return `${path}: ${issue.message}`;
-  });
-  return { ok: false, problems };
+  return { ok: false, problems: result.error.issues.map((issue) => formatIssues([issue])) };
 }

@@ -2,6 +2,7 @@
 // 'transient' (retry) and 'permanent' (the address or message is refused for good).
 // No Temporal imports: the activity maps MailError.kind to retryable / non-retryable failures.
 import { createTransport } from 'nodemailer';
+import { SMTP_CONNECTION_TIMEOUT_MS, SMTP_SOCKET_TIMEOUT_MS } from '../config/timeouts.js';
 import addressparser from 'nodemailer/lib/addressparser';
 import { isValidEmailAddress, mailSafeName, parseConsentEmail } from './address.js';
 import { renderConsentEmail } from './template.js';
@@ -399,8 +400,9 @@ export interface SmtpMailerOptions {
   socketTimeoutMs?: number | undefined;
 }
 
-export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000;
-export const DEFAULT_SOCKET_TIMEOUT_MS = 30_000;
+/** Within the email activity's attempt timeout (src/config/timeouts.ts checks the relation). */
+export const DEFAULT_CONNECTION_TIMEOUT_MS = SMTP_CONNECTION_TIMEOUT_MS;
+export const DEFAULT_SOCKET_TIMEOUT_MS = SMTP_SOCKET_TIMEOUT_MS;
 
 function positiveMs(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;

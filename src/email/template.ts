@@ -7,6 +7,7 @@ import {
   mailSafeName,
   parseConsentEmail,
 } from './address.js';
+import { escapeHtml } from '../rules/html.js';
 
 export interface ConsentEmail {
   to: { email: string; name?: string | undefined };
@@ -30,19 +31,7 @@ export interface RenderedConsentEmail {
   html: string;
 }
 
-const HTML_ESCAPES: Record<string, string> = {
-  '&': '&amp;',
-  '<': '&lt;',
-  '>': '&gt;',
-  '"': '&quot;',
-  "'": '&#39;',
-  '`': '&#96;',
-};
-
-/** Escapes text for HTML element content and for double- or single-quoted attribute values. */
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"'`]/g, (ch) => HTML_ESCAPES[ch] ?? ch);
-}
+export { escapeHtml };
 
 const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
 const MONTHS = [

@@ -7,44 +7,30 @@
  *   GATEWAY_SECRET       HMAC secret, ≥ 32 bytes: "hex:…", "base64:…" or plain text
  *   GATEWAY_SECRETS      instead of GATEWAY_SECRET, for rotation: "new,old" (first signs, all verify)
  *   GATEWAY_THANK_YOU_URL optional https page for returns without a caller redirect
- *   TEMPORAL_ADDRESS     default localhost:7233
- *   TEMPORAL_NAMESPACE   default "default"
+ *   Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS, API key, profiles (Temporal's envconfig)
  */
 import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { temporalConnectionFromEnv } from '../temporal-connection.js';
 import { z } from 'zod';
-import { checkNowSignal, describeIssues, rerouteUrlSchema } from '../contract.js';
+import { envVar, formatIssues, portVar } from '../config/env.js';
+import { checkNowSignal } from '../contract.js';
+import { rerouteUrlSchema } from '../rules/input.js';
 import { jsonLineLogger, startGateway } from './server.js';
 import type { CheckNowSender } from './server.js';
 import { GatewayConfigError, gatewaySecretsIssues } from './tokens.js';
 import type { GatewaySecrets } from './tokens.js';
 
-const unsetIfEmpty = (value: unknown): unknown =>
-  typeof value === 'string' && value.trim() === '' ? undefined : value;
-
 const gatewayEnvSchema = z.object({
-  GATEWAY_PORT: z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .regex(/^\d+$/, 'must be a whole number')
-      .transform(Number)
-      .pipe(z.number().max(65535, 'must be at most 65535'))
-      .default(8090),
-  ),
-  GATEWAY_HOST: z.preprocess(unsetIfEmpty, z.string().trim().default('127.0.0.1')),
-  GATEWAY_THANK_YOU_URL: z.preprocess(unsetIfEmpty, rerouteUrlSchema.optional()),
-  TEMPORAL_ADDRESS: z.preprocess(unsetIfEmpty, z.string().trim().default('localhost:7233')),
-  TEMPORAL_NAMESPACE: z.preprocess(unsetIfEmpty, z.string().trim().default('default')),
+  GATEWAY_PORT: portVar(8090),
+  GATEWAY_HOST: envVar(z.string().trim().default('127.0.0.1')),
+  GATEWAY_THANK_YOU_URL: envVar(rerouteUrlSchema.optional()),
 });
 
 export interface GatewayConfig {
   port: number;
   host: string;
   thankYouUrl?: string;
-  temporalAddress: string;
-  temporalNamespace: string;
   secrets: GatewaySecrets;
 }
 
@@ -54,15 +40,13 @@ export function parseGatewayEnv(env: Record<string, string | undefined>): Gatewa
   const secrets = gatewaySecretsIssues(env);
   if (!base.success || !secrets.secrets) {
     const issues = [...(base.success ? [] : base.error.issues), ...secrets.issues];
-    throw new GatewayConfigError(`Invalid gateway environment: ${describeIssues(new z.ZodError(issues))}`);
+    throw new GatewayConfigError(`Invalid gateway environment: ${formatIssues(issues)}`);
   }
   const e = base.data;
   return {
     port: e.GATEWAY_PORT,
     host: e.GATEWAY_HOST,
     ...(e.GATEWAY_THANK_YOU_URL !== undefined ? { thankYouUrl: e.GATEWAY_THANK_YOU_URL } : {}),
-    temporalAddress: e.TEMPORAL_ADDRESS,
-    temporalNamespace: e.TEMPORAL_NAMESPACE,
     secrets: secrets.secrets,
   };
 }

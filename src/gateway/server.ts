@@ -13,7 +13,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { rerouteUrlSchema } from '../contract.js';
+import { rerouteUrlSchema } from '../rules/input.js';
 import { HTML_SECURITY_HEADERS, pageStatus, renderPage } from './pages.js';
 import type { GatewayPage } from './pages.js';
 import { RETURN_PATH, ReturnTokenError, tokenFingerprint, verifyReturnToken } from './tokens.js';

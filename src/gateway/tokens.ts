@@ -27,7 +27,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { z } from 'zod';
-import { describeIssues, parseDuration, rerouteUrlSchema } from '../contract.js';
+import { envVar, formatIssues } from '../config/env.js';
+import { parseDuration } from '../contract.js';
+import { isLocalHostname, rerouteUrlSchema } from '../rules/input.js';
 
 export const RETURN_TOKEN_VERSION = 1;
 export const RETURN_PATH = '/consent-return';
@@ -79,7 +81,7 @@ export class GatewaySecrets {
   static fromTexts(texts: readonly string[]): GatewaySecrets {
     const result = secretListSchema.safeParse(texts);
     if (!result.success)
-      throw new GatewayConfigError(`Invalid gateway secrets: ${describeIssues(result.error)}`);
+      throw new GatewayConfigError(`Invalid gateway secrets: ${formatIssues(result.error)}`);
     return new GatewaySecrets(result.data);
   }
 
@@ -152,18 +154,14 @@ const secretListSchema = z
   .min(1, 'at least one secret is required')
   .max(MAX_SECRETS, `at most ${MAX_SECRETS} secrets`);
 
-const unsetIfEmpty = (value: unknown): unknown =>
-  typeof value === 'string' && value.trim() === '' ? undefined : value;
-
 /**
  * `GATEWAY_SECRET` (one secret) or `GATEWAY_SECRETS` (comma-separated, first signs): exactly one of
  * the two. Output: the parsed GatewaySecrets.
  */
 export const gatewaySecretsEnvSchema = z
   .object({
-    GATEWAY_SECRET: z.preprocess(unsetIfEmpty, secretSchema.optional()),
-    GATEWAY_SECRETS: z.preprocess(
-      unsetIfEmpty,
+    GATEWAY_SECRET: envVar(secretSchema.optional()),
+    GATEWAY_SECRETS: envVar(
       z
         .string()
         .transform((list) => list.split(',').map((part) => part.trim()))
@@ -209,7 +207,7 @@ export function gatewaySecretsIssues(
 export function parseGatewaySecretsEnv(env: Record<string, string | undefined>): GatewaySecrets {
   const parsed = gatewaySecretsIssues(env);
   if (!parsed.secrets) {
-    throw new GatewayConfigError(`Invalid gateway secrets: ${describeIssues(new z.ZodError(parsed.issues))}`);
+    throw new GatewayConfigError(`Invalid gateway secrets: ${formatIssues(parsed.issues)}`);
   }
   return parsed.secrets;
 }
@@ -295,7 +293,7 @@ export function signReturnToken(
   if (!parsed.success) {
     throw new ReturnLinkError(
       'invalid_payload',
-      `Invalid return-token payload: ${describeIssues(parsed.error)}`,
+      `Invalid return-token payload: ${formatIssues(parsed.error)}`,
     );
   }
   const p = parsed.data;
@@ -374,8 +372,6 @@ export function tokenFingerprint(token: string): string {
 // Return URLs
 // ---------------------------------------------------------------------------------------------
 
-const localHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * The gateway's public base URL: https (plain http only for localhost), optionally with a path
  * prefix (behind a reverse proxy), no query, fragment or credentials. Trailing slashes are dropped.
@@ -386,7 +382,7 @@ export const publicBaseUrlSchema = z
   .refine((text) => {
     if (!URL.canParse(text)) return false;
     const url = new URL(text);
-    const schemeOk = url.protocol === 'https:' || (url.protocol === 'http:' && localHosts.has(url.hostname));
+    const schemeOk = url.protocol === 'https:' || (url.protocol === 'http:' && isLocalHostname(url.hostname));
     return schemeOk && !url.search && !url.hash && !url.username && !url.password && !text.includes('?');
   }, 'must be an https URL without query or fragment (plain http only for localhost)')
   .transform((text) => text.replace(/\/+$/, ''));
@@ -412,7 +408,7 @@ export interface BuildReturnUrlOptions {
 export function buildReturnUrl(options: BuildReturnUrlOptions): string {
   const base = publicBaseUrlSchema.safeParse(options.publicBaseUrl);
   if (!base.success) {
-    throw new ReturnLinkError('invalid_base_url', `Invalid publicBaseUrl: ${describeIssues(base.error)}`);
+    throw new ReturnLinkError('invalid_base_url', `Invalid publicBaseUrl: ${formatIssues(base.error)}`);
   }
   if (!Number.isFinite(options.ttlMs) || options.ttlMs < 1000) {
     throw new ReturnLinkError('invalid_payload', 'ttlMs must be at least 1000');
@@ -450,9 +446,8 @@ export interface ReturnLinkConfig {
 }
 
 const returnLinkEnvSchema = z.object({
-  PUBLIC_BASE_URL: z.preprocess(unsetIfEmpty, publicBaseUrlSchema.optional()),
-  GATEWAY_TOKEN_TTL: z.preprocess(
-    unsetIfEmpty,
+  PUBLIC_BASE_URL: envVar(publicBaseUrlSchema.optional()),
+  GATEWAY_TOKEN_TTL: envVar(
     z
       .string()
       .default(DEFAULT_RETURN_TOKEN_TTL)
@@ -475,14 +470,12 @@ const returnLinkEnvSchema = z.object({
 export function loadReturnLinkConfig(
   env: Record<string, string | undefined> = process.env,
 ): ReturnLinkConfig | undefined {
-  if (unsetIfEmpty(env.PUBLIC_BASE_URL) === undefined) return undefined;
+  if (!env.PUBLIC_BASE_URL?.trim()) return undefined;
   const base = returnLinkEnvSchema.safeParse(env);
   const secrets = gatewaySecretsIssues(env);
   if (!base.success || !secrets.secrets || base.data.PUBLIC_BASE_URL === undefined) {
     const issues = [...(base.success ? [] : base.error.issues), ...secrets.issues];
-    throw new GatewayConfigError(
-      `Invalid return-link environment: ${describeIssues(new z.ZodError(issues))}`,
-    );
+    throw new GatewayConfigError(`Invalid return-link environment: ${formatIssues(issues)}`);
   }
   return {
     publicBaseUrl: base.data.PUBLIC_BASE_URL,

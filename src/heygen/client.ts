@@ -12,6 +12,9 @@
 import { createRequire } from 'node:module';
 
 import type { z } from 'zod';
+import { HEYGEN_HTTP_TIMEOUT_DEFAULT_MS } from '../config/timeouts.js';
+import { GROUP_ID_PATTERN } from '../rules/input.js';
+import { formatIssues } from '../rules/issues.js';
 
 import {
   classifyHeyGenResponse,
@@ -30,11 +33,11 @@ import {
 } from './schemas.js';
 import type { AvatarGroupItem } from './types.js';
 
-export const DEFAULT_TIMEOUT_MS = 15_000;
+export const DEFAULT_TIMEOUT_MS = HEYGEN_HTTP_TIMEOUT_DEFAULT_MS;
 /** Largest body we read; list pages of 50 groups are a few tens of KB. */
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
-/** Safe charset for path parameters: can never add a path segment, query or fragment. */
-export const GROUP_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+/** Safe charset for path parameters (the contract's group ID rule): never adds a path segment, query or fragment. */
+export { GROUP_ID_PATTERN };
 
 export interface HeyGenClientOptions {
   /** e.g. https://api.heygen.com or the sandbox URL (a path prefix is kept). */
@@ -100,12 +103,8 @@ function packageVersion(): string {
 const DEFAULT_USER_AGENT = `avatar-consent/${packageVersion()}`;
 
 function summarizeIssues(error: z.ZodError): string {
-  const shown = error.issues.slice(0, 3).map((issue) => {
-    const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-    return `${where}: ${issue.message}`;
-  });
   const more = error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : '';
-  return `body does not match the spec: ${shown.join('; ')}${more}`;
+  return `body does not match the spec: ${formatIssues(error.issues.slice(0, 3), { root: '(root)' })}${more}`;
 }
 
 async function readBodyCapped(

@@ -39,7 +39,6 @@ import {
   heygenTaskQueueFor,
   cancelSignal,
   checkNowSignal,
-  describeIssues,
   parseAvatarConsentInput,
   resendEmailInputSchema,
   resendEmailUpdate,
@@ -60,6 +59,7 @@ import type {
   ResendEmailResult,
   ResolvedPolicy,
 } from '../contract.js';
+import { formatIssues } from '../rules/issues.js';
 import { consentIdempotencyKey, emailMessageKey } from './keys.js';
 import { intervalAfter, planWindow, pollOffsetsWithin, refreshDueAt } from './polling.js';
 import type { BackoffSchedule } from './polling.js';
@@ -249,7 +249,7 @@ class ConsentRun {
     setHandler(resendEmailUpdate, (raw: ResendEmailInput) => this.resendEmail(raw), {
       validator: (raw: ResendEmailInput) => {
         const parsed = resendEmailInputSchema.safeParse(raw);
-        if (!parsed.success) throw new Error(`Invalid resendEmail input: ${describeIssues(parsed.error)}`);
+        if (!parsed.success) throw new Error(`Invalid resendEmail input: ${formatIssues(parsed.error)}`);
         if (this.outcome !== null) throw new Error(`The consent has already ended (${this.outcome})`);
         if (this.consentUrl === null)
           throw new Error('No consent link yet: the first email has not been sent');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, emailDomain, loadWorkerConfig, redactConfig } from '../../src/config.js';
+import { ConfigError, emailDomain, loadWorkerConfig, redactConfig } from '../../src/config/worker-config.js';
 
 const env = {
   HEYGEN_API_KEY: 'hg-secret-key-123',
@@ -11,8 +11,7 @@ describe('worker config', () => {
   it('applies the documented defaults', () => {
     const config = loadWorkerConfig(env);
     expect(config).toMatchObject({
-      TEMPORAL_ADDRESS: 'localhost:7233',
-      TEMPORAL_NAMESPACE: 'default',
+      temporal: { connectionOptions: { address: 'localhost:7233' }, namespace: 'default' },
       TEMPORAL_TASK_QUEUE: 'avatar-consent',
       HEYGEN_BASE_URL: 'https://api.heygen.com',
       HEYGEN_TIMEOUT_MS: 15_000,

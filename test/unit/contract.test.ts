@@ -48,7 +48,7 @@ describe('avatarConsentWorkflow input', () => {
   it.each([
     [{ ...valid, groupId: '../admin' }, /groupId: must be 1-128 characters/],
     [{ ...valid, groupId: 'ag 1' }, /groupId/],
-    [{ ...valid, recipient: { email: 'nobody' } }, /recipient\.email: must be an email address/],
+    [{ ...valid, recipient: { email: 'nobody' } }, /recipient\.email: must be a plain email address/],
     [
       { ...valid, recipient: { email: 'a@example.com', name: 'Eve\r\nBcc: x@example.com' } },
       /recipient\.name: must not contain control characters/,

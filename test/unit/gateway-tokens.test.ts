@@ -376,8 +376,6 @@ describe('environment', () => {
     expect(config).toMatchObject({
       port: 8090,
       host: '127.0.0.1',
-      temporalAddress: 'localhost:7233',
-      temporalNamespace: 'default',
     });
     expect(config.secrets.count).toBe(1);
     expect(() =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { secretsOf, loadWorkerConfig } from '../../src/config.js';
+import { secretsOf, loadWorkerConfig } from '../../src/config/worker-config.js';
 import { createJsonLogger, formatLogEntry } from '../../src/logging.js';
 
 describe('JSON logs', () => {

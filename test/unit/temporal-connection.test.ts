@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadWorkerConfig, redactConfig, secretsOf } from '../../src/config.js';
+import { loadWorkerConfig, redactConfig, secretsOf } from '../../src/config/worker-config.js';
 import {
   TemporalConnectionConfigError,
   describeTemporalConnection,

@@ -401,6 +401,6 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const message = (err as WorkflowFailedError).cause?.message ?? '';
     expect(message).toMatch(/groupId: must be 1-128 characters/);
-    expect(message).toMatch(/recipient\.email: must be an email address/);
+    expect(message).toMatch(/recipient\.email: must be a plain email address/);
   });
 });

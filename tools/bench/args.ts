@@ -1,7 +1,7 @@
 /** Command-line flags of `npm run bench`, validated with zod. */
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { describeIssues } from '../../src/contract.js';
+import { formatIssues } from '../../src/rules/issues.js';
 
 export const usage = `Usage: npm run bench -- [options]
 
@@ -88,7 +88,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     },
   });
   const parsed = argsSchema.safeParse(values);
-  if (!parsed.success) throw new Error(`Invalid arguments: ${describeIssues(parsed.error)}`);
+  if (!parsed.success) throw new Error(`Invalid arguments: ${formatIssues(parsed.error)}`);
   const a = parsed.data;
   if (a.help) return 'help';
   const dayFlows = Math.min(a.flows, a['day-flows'] ?? Math.max(3, Math.round(a.flows / 50)));

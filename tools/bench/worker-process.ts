@@ -12,7 +12,7 @@
 import { activityInfo } from '@temporalio/activity';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { ActivityDependencies, ConsentMailer, HeyGenApi } from '../../src/activities/index.js';
-import { emailDomain } from '../../src/config.js';
+import { emailDomain } from '../../src/config/worker-config.js';
 import { createSmtpMailer } from '../../src/email/index.js';
 import { GatewaySecrets } from '../../src/gateway/tokens.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';

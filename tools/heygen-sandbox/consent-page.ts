@@ -1,14 +1,9 @@
 // HTML of the hosted consent flow. Everything that comes from a request or the admin API
 // (avatar name, consent text, URLs) is escaped; the page loads nothing and runs no script.
 
-export function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
-}
+import { escapeHtml } from '../../src/rules/html.js';
+
+export { escapeHtml };
 
 /** Security headers for every HTML page: no scripts, no framing, no sniffing. */
 export const HTML_HEADERS = {

@@ -2,17 +2,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { z } from 'zod';
 
+import { readBody } from '../../src/http/read-body.js';
+
 /** Largest request body the sandbox accepts; bigger ones get 413 in the error envelope. */
 export const MAX_BODY_BYTES = 64 * 1024;
-// Past this we stop draining and drop the connection instead of reading an endless upload.
-const MAX_DRAIN_BYTES = 8 * 1024 * 1024;
 
-export interface StandardApiError {
-  code: string;
-  message: string;
-  param: string | null;
-  doc_url: string | null;
-}
+import type { StandardApiError } from '../../src/heygen/types.js';
 
 /** What a handler answers; the server writes it (and the idempotency store may keep it). */
 export interface ApiResponse {
@@ -58,30 +53,6 @@ export function writeRaw(res: ServerResponse, status: number, contentType: strin
   res.end(body);
 }
 
-type BodyRead = { kind: 'ok'; text: string } | { kind: 'too_large' };
-
-/** Reads the whole body as UTF-8, or reports it too large (still draining it, so the answer arrives). */
-function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<BodyRead> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-      else if (size > MAX_DRAIN_BYTES) req.destroy();
-    });
-    req.on('end', () =>
-      resolve(
-        size > limit ? { kind: 'too_large' } : { kind: 'ok', text: Buffer.concat(chunks).toString('utf8') },
-      ),
-    );
-    req.on('error', reject);
-    req.on('close', () => {
-      if (!req.complete) reject(new Error('request body aborted'));
-    });
-  });
-}
-
 /** 400 invalid_parameter naming the first offending field (`param`), from a zod error. */
 export function invalidParameter(error: z.ZodError): ApiResponse {
   const issue = error.issues[0];
@@ -100,14 +71,15 @@ export type BodyParse<T> = { ok: true; value: T } | { ok: false; response: ApiRe
  * a non-object, 400 with the field as param when the schema rejects it. An empty body counts as {}.
  */
 export async function readJsonBody<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<BodyParse<T>> {
-  const read = await readBody(req);
+  const read = await readBody(req, MAX_BODY_BYTES);
   if (read.kind === 'too_large') {
     return { ok: false, response: apiError(413, 'request_too_large', 'The request body exceeds 64 KiB.') };
   }
   let value: unknown = {};
-  if (read.text.trim() !== '') {
+  const text = read.body.toString('utf8');
+  if (text.trim() !== '') {
     try {
-      value = JSON.parse(read.text);
+      value = JSON.parse(text);
     } catch {
       return {
         ok: false,

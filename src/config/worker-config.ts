@@ -3,17 +3,21 @@
  * (the HeyGen key, the SMTP password) are redacted whenever the config is printed.
  */
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE, describeIssues } from './contract.js';
-import { CodecConfigError, describeKeyring, loadCodecKeysFromEnv } from './codec/keys.js';
-import type { CodecKeyring } from './codec/keys.js';
-import { GatewayConfigError, loadReturnLinkConfig } from './gateway/tokens.js';
+import { DEFAULT_TASK_QUEUE } from '../contract.js';
+import { CodecConfigError, describeKeyring, loadCodecKeysFromEnv } from '../codec/keys.js';
+import type { CodecKeyring } from '../codec/keys.js';
+import { GatewayConfigError, loadReturnLinkConfig } from '../gateway/tokens.js';
 import {
   TemporalConnectionConfigError,
   describeTemporalConnection,
   temporalConnectionFromEnv,
-} from './temporal-connection.js';
-import type { TemporalConnectionConfig } from './temporal-connection.js';
-import type { ReturnLinkConfig } from './gateway/tokens.js';
+} from '../temporal-connection.js';
+import type { TemporalConnectionConfig } from '../temporal-connection.js';
+import type { ReturnLinkConfig } from '../gateway/tokens.js';
+import { ConfigError, flagVar, formatIssues, withoutBlanks } from './env.js';
+import { HEYGEN_HTTP_TIMEOUT_DEFAULT_MS, HEYGEN_HTTP_TIMEOUT_MAX_MS } from './timeouts.js';
+
+export { ConfigError };
 
 const nonEmpty = (what: string) => z.string().trim().min(1, `${what} must not be empty`);
 
@@ -40,17 +44,25 @@ const emailFrom = z
     'must be an address such as "Consent <consent@example.com>" or consent@example.com',
   );
 
+/**
+ * The worker's own variables. The Temporal connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS,
+ * API key, profiles) is read by Temporal's envconfig (src/temporal-connection.ts); the payload keys
+ * and the return links by their modules (src/codec/keys.ts, src/gateway/tokens.ts).
+ */
 export const workerEnvSchema = z.object({
-  TEMPORAL_ADDRESS: nonEmpty('TEMPORAL_ADDRESS').default('localhost:7233'),
-  TEMPORAL_NAMESPACE: nonEmpty('TEMPORAL_NAMESPACE').default('default'),
   TEMPORAL_TASK_QUEUE: nonEmpty('TEMPORAL_TASK_QUEUE').default(DEFAULT_TASK_QUEUE),
   HEYGEN_API_KEY: z
     .string({ error: 'is required (your HeyGen API key, or the sandbox key)' })
     .trim()
     .min(1, 'must not be empty'),
   HEYGEN_BASE_URL: httpUrl.default('https://api.heygen.com'),
-  // At most 25 s: a HeyGen activity attempt is given 30 s (src/workflows/avatar-consent.ts).
-  HEYGEN_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(25_000).default(15_000),
+  // The HTTP call must give up before its activity attempt does (src/config/timeouts.ts).
+  HEYGEN_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(HEYGEN_HTTP_TIMEOUT_MAX_MS)
+    .default(HEYGEN_HTTP_TIMEOUT_DEFAULT_MS),
   /**
    * Keep the rate gate's Retry-After deadline in this file too, so a restarted worker (same host or
    * volume) does not send before its predecessor's Retry-After has passed. Unset: memory only.
@@ -65,10 +77,7 @@ export const workerEnvSchema = z.object({
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),
   /** Refuse to start without payload encryption keys (set it in production). */
-  AVATAR_CONSENT_REQUIRE_ENCRYPTION: z
-    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
+  AVATAR_CONSENT_REQUIRE_ENCRYPTION: flagVar(false),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema> & {
@@ -80,18 +89,11 @@ export type WorkerConfig = z.output<typeof workerEnvSchema> & {
   temporal: TemporalConnectionConfig;
 };
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
-
 /** Parses the environment; throws one ConfigError listing every bad or missing variable. */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const problems: string[] = [];
-  // Docker env files and CI often define variables empty: empty means unset.
-  const result = workerEnvSchema.safeParse(
-    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
-  );
-  if (!result.success) problems.push(describeIssues(result.error));
+  const result = workerEnvSchema.safeParse(withoutBlanks(env));
+  if (!result.success) problems.push(formatIssues(result.error));
   let returnLinks: ReturnLinkConfig | undefined;
   try {
     returnLinks = loadReturnLinkConfig(env);
