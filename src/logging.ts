@@ -5,14 +5,7 @@
 import type { LogLevel } from '@temporalio/common';
 import { DefaultLogger } from '@temporalio/worker';
 import type { LogEntry } from '@temporalio/worker';
-
-function maskSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join('****');
-  }
-  return out;
-}
+import { maskSecrets } from './mask-secrets.js';
 
 function safeValue(value: unknown): unknown {
   if (value instanceof Error) return { name: value.name, message: value.message };
@@ -20,15 +13,35 @@ function safeValue(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Masks every string (values and keys, at any depth) *before* JSON escaping: once escaped, a secret
+ * containing `"`, `\` or a control character no longer appears verbatim in the line.
+ */
+function maskingReplacer(secrets: readonly string[]): (key: string, value: unknown) => unknown {
+  return (_key, value) => {
+    if (typeof value === 'string') return maskSecrets(value, secrets);
+    if (typeof value === 'bigint') return value.toString();
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      // Rebuilt only to mask the keys; JSON.stringify then visits the values through this replacer.
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [maskSecrets(k, secrets), v]));
+    }
+    return value;
+  };
+}
+
 /** Formats one entry as a JSON line; exported for tests. */
 export function formatLogEntry(entry: LogEntry, secrets: readonly string[] = []): string {
   const meta = Object.fromEntries(Object.entries(entry.meta ?? {}).map(([k, v]) => [k, safeValue(v)]));
-  const line = JSON.stringify({
-    time: new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString(),
-    level: entry.level.toLowerCase(),
-    msg: entry.message,
-    ...meta,
-  });
+  const line = JSON.stringify(
+    {
+      time: new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString(),
+      level: entry.level.toLowerCase(),
+      msg: entry.message,
+      ...meta,
+    },
+    maskingReplacer(secrets),
+  );
+  // Second pass over the finished line: catches what is not a string, e.g. a numeric secret logged as a number.
   return maskSecrets(line, secrets);
 }
 
