@@ -4,11 +4,17 @@
  *
  * Plain code (no Temporal imports). Temporal activities map `HeyGenError.kind` to retry behaviour.
  *
- * Secrets: nothing here ever sees request headers. Texts that come from the outside (HeyGen's error
- * message, body excerpts, transport cause messages) are scrubbed of any `secrets` the caller passes
- * (the client passes its API key, in case a server or proxy echoes it), stripped of control
- * characters and truncated. No raw `cause` object is ever attached.
+ * Failure messages are stored unencrypted in Temporal history and logged, so they carry our own
+ * words plus as little of HeyGen's as possible:
+ * - no body content, ever: a body that is not what we expected is described by status, content
+ *   type and length (it may hold the consent link, the consent text or the return link);
+ * - texts that come from the outside (HeyGen's error message, code and param, transport cause
+ *   messages) lose every URL and signed token (HeyGen quotes `reroute_url`, which carries the
+ *   gateway's signed token), any `secrets` the caller passes (the client passes its API key, in case
+ *   a server or proxy echoes it, even shortened) and control characters, and are truncated.
+ * Nothing here ever sees request headers, and no raw `cause` object is ever attached.
  */
+import { maskSecrets } from '../mask-secrets.js';
 import { standardApiErrorEnvelopeSchema } from './schemas.js';
 
 export type HeyGenFailureKind =
@@ -131,19 +137,81 @@ const MAX_TEXT_CHARS = 200;
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]+/g;
 
-/** Removes secrets and control characters, collapses whitespace, truncates to `maxChars`. */
+/** What a URL (or a signed token) in a text from the outside becomes. */
+export const URL_PLACEHOLDER = '[url]';
+export const TOKEN_PLACEHOLDER = '[token]';
+
+/**
+ * Anything that is, or looks like, a URL or a part of one that carries data. The token pattern
+ * runs last, on what these left.
+ */
+// A URL runs to the next whitespace, double quote or angle bracket (none can appear in a URL
+// unencoded); a single quote or a bracket can, so a quoted URL may take its closing quote along.
+const URL_PATTERNS: readonly RegExp[] = [
+  // scheme://…, also JSON-escaped (https:\/\/…) and percent-encoded (https%3A%2F%2F…). No word
+  // boundary before the scheme: "seehttps://…" is a URL too.
+  /[a-z][a-z0-9+.-]{0,30}(?::|%3a)(?:\/|\\\/|%2f){2}[^\s"<>]*/gi,
+  // Protocol-relative: //host.example/…
+  /(?<![\w:/])\/\/[a-z0-9-]+(?:\.[a-z0-9-]+)+[^\s"<>]*/gi,
+  // www.host…, or host.tld (or an IP address) followed by a path, a port, a query or a fragment.
+  /\b(?:www\.[a-z0-9-]+(?:\.[a-z0-9-]+)*|(?:[a-z0-9-]+\.)+[a-z0-9-]+(?=\/|:\d|\?|#))[^\s"<>]*/gi,
+  // A path with a query string (/consent-return?t=…), or anything carrying one (x?t=…).
+  /(?<![\w.])\/[^\s"<>?]*\?[^\s"<>]*/g,
+  /[^\s"<>]*\?[^\s"<>=?]+=[^\s"<>]*/g,
+];
+/**
+ * Signed tokens (the gateway's return token, a JWT): two or three base64url segments of 24+
+ * characters (a MAC alone is 43), long enough not to catch dotted field names.
+ */
+const SIGNED_TOKEN = /[A-Za-z0-9_-]{24,}(?:\.[A-Za-z0-9_-]{24,}){1,2}/g;
+
+/** Replaces URLs, URL-like text and signed tokens with placeholders. */
+export function scrubUrls(text: string): string {
+  let out = text;
+  for (const pattern of URL_PATTERNS) out = out.replace(pattern, URL_PLACEHOLDER);
+  return out.replace(SIGNED_TOKEN, TOKEN_PLACEHOLDER);
+}
+
+/**
+ * Removes secrets (whole, or echoed by their first characters: see src/mask-secrets.ts) and control
+ * characters, collapses whitespace, truncates to `maxChars`.
+ */
 export function sanitizeText(
   text: string,
   secrets: readonly string[] = [],
   maxChars = MAX_TEXT_CHARS,
 ): string {
-  const scrub = (t: string): string =>
-    secrets.reduce((acc, secret) => (secret.length > 0 ? acc.split(secret).join('[redacted]') : acc), t);
-  let out = scrub(text).replace(CONTROL_CHARS, ' ').replace(/\s+/g, ' ').trim();
+  return cleanText(text, secrets, maxChars, false);
+}
+
+/** sanitizeText, and URLs and signed tokens replaced: for every text HeyGen wrote (message, code, param). */
+export function sanitizeOutsideText(
+  text: string,
+  secrets: readonly string[] = [],
+  maxChars = MAX_TEXT_CHARS,
+): string {
+  return cleanText(text, secrets, maxChars, true);
+}
+
+function cleanText(text: string, secrets: readonly string[], maxChars: number, urls: boolean): string {
+  const scrub = (t: string): string => maskSecrets(t, secrets, '[redacted]');
+  // Bounds the work on a huge text (the patterns below are not linear on pathological input). A
+  // secret cut here keeps at most its echo-length prefix, which maskSecrets already masks; a URL
+  // cut here still starts with its scheme and is still replaced.
+  const bounded = text.length > maxChars * 5 ? text.slice(0, maxChars * 5) : text;
+  let out = scrub(bounded).replace(CONTROL_CHARS, ' ').replace(/\s+/g, ' ').trim();
   // Collapsing whitespace could join fragments into a secret that contains a space: scrub again.
   out = scrub(out);
-  // Truncate last, so a secret is always removed whole before any cut.
+  if (urls) out = scrubUrls(out);
+  // Truncate last, so a secret or a URL is always removed whole before any cut.
   return out.length > maxChars ? `${out.slice(0, maxChars)}…` : out;
+}
+
+/** The media type of a response (e.g. `text/html`), only when it looks like one: it is HeyGen's text too. */
+function mediaTypeOf(headers: Headers | undefined): string | null {
+  const raw = headers?.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return null;
+  return /^[a-z0-9!#$&^_.+-]{1,40}\/[a-z0-9!#$&^_.+-]{1,80}$/.test(raw) ? raw : 'unrecognised content type';
 }
 
 function requestIdFrom(headers: Headers): string | null {
@@ -301,7 +369,7 @@ function parseErrorBody(bodyText: string, headers: Headers, truncated: boolean):
   try {
     json = JSON.parse(bodyText);
   } catch {
-    const contentType = headers.get('content-type')?.split(';')[0]?.trim();
+    const contentType = mediaTypeOf(headers);
     return none(contentType ? `non-JSON body, ${contentType}` : 'non-JSON body');
   }
   const parsed = standardApiErrorEnvelopeSchema.safeParse(json);
@@ -350,8 +418,8 @@ export function classifyHeyGenResponse(input: ClassifyResponseInput): HeyGenErro
   const path = safePath(input.path, secrets);
   const body = parseErrorBody(input.bodyText, headers, input.bodyTruncated ?? false);
   const cls = classifyStatus(status, body.code);
-  const code = body.code !== null ? sanitizeText(body.code, secrets, 64) : (cls.code ?? null);
-  const param = body.param !== null ? sanitizeText(body.param, secrets, 64) : null;
+  const code = body.code !== null ? sanitizeOutsideText(body.code, secrets, 64) : (cls.code ?? null);
+  const param = body.param !== null ? sanitizeOutsideText(body.param, secrets, 64) : null;
 
   let retryAfterMs: number | null = null;
   const retryAfterHeader = headers.get('retry-after');
@@ -363,7 +431,7 @@ export function classifyHeyGenResponse(input: ClassifyResponseInput): HeyGenErro
 
   const what =
     body.message !== null
-      ? sanitizeText(body.message, secrets)
+      ? sanitizeOutsideText(body.message, secrets)
       : status >= 300 && status <= 399
         ? `unexpected redirect (not followed)${body.shape ? `; ${body.shape}` : ''}`
         : (body.shape ?? 'no details');
@@ -468,8 +536,13 @@ export interface InvalidResponseInput {
   status: number;
   method: string;
   path: string;
-  /** What was wrong, e.g. "body is not JSON" or a summary of schema issues. */
+  /** What was wrong, e.g. "body is not JSON" or a summary of schema issues (our words, no values). */
   problem: string;
+  /**
+   * The body, when its size and type help to tell what came back (e.g. an HTML page instead of
+   * JSON). Only its length is used: its content never goes into the message, because a 2xx body
+   * can hold the consent link.
+   */
   bodyText?: string;
   headers?: Headers;
   secrets?: readonly string[];
@@ -481,8 +554,9 @@ export function invalidHeyGenResponse(input: InvalidResponseInput): HeyGenError 
   const path = safePath(input.path, secrets);
   let message = `HeyGen ${input.status} on ${input.method} ${path}: invalid response: ${sanitizeText(input.problem, secrets)}`;
   if (input.bodyText !== undefined) {
-    const excerpt = sanitizeText(input.bodyText, secrets);
-    message += excerpt === '' ? ' (empty body)' : ` (body starts: ${JSON.stringify(excerpt)})`;
+    const bytes = new TextEncoder().encode(input.bodyText).length;
+    const contentType = mediaTypeOf(input.headers) ?? 'no content type';
+    message += bytes === 0 ? ` (empty body, ${contentType})` : ` (${contentType}, ${bytes} bytes)`;
   }
   return new HeyGenError({
     kind: 'retryable',

@@ -303,10 +303,10 @@ describe('response validation: a non-conforming 2xx is retryable invalid_respons
     [
       'HTML',
       '<!DOCTYPE html><html><body>Maintenance</body></html>',
-      /body is not JSON.*body starts: "<!DOCTYPE html>/,
+      /body is not JSON \(application\/json, 52 bytes\)$/,
     ],
-    ['truncated JSON', '{"data":{"id":"ag_1","na', /body is not JSON/],
-    ['an empty body', '', /body is not JSON \(empty body\)/],
+    ['truncated JSON', '{"data":{"id":"ag_1","na', /body is not JSON \(application\/json, 24 bytes\)$/],
+    ['an empty body', '', /body is not JSON \(empty body, application\/json\)$/],
     ['JSON without data', '{"ok":true}', /data: .*expected object/i],
     ['data: null', '{"data":null}', /data: /],
     [
@@ -327,11 +327,42 @@ describe('response validation: a non-conforming 2xx is retryable invalid_respons
     expect(err.message).toMatch(problem);
   });
 
-  it('a long non-JSON body is cut to a short excerpt', async () => {
+  it('a long non-JSON body is described, not quoted', async () => {
     server.enqueue({ status: 200, body: `<html>${'x'.repeat(10_000)}</html>` });
     const err = await catchHeyGenError(makeClient().getAvatarGroup('ag_1'));
     expect(err.code).toBe('invalid_response');
-    expect(err.message.length).toBeLessThan(400);
+    expect(err.message).not.toContain('<html>');
+    expect(err.message).toMatch(/body is not JSON \(.*, 10013 bytes\)$/);
+  });
+
+  it('a 2xx consent answer that is not JSON keeps the consent link out of the error', async () => {
+    const link = 'https://app.heygen.com/consent/abc123?sig=0f9e8d7c6b5a';
+    server.enqueue({
+      status: 200,
+      body: `data: url=${link}`,
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+    });
+    const err = await catchHeyGenError(makeClient().createConsent('ag_1', {}, { idempotencyKey: KEY }));
+    expect(err.code).toBe('invalid_response');
+    expect(err.message).toMatch(/: invalid response: body is not JSON \(text\/plain, \d+ bytes\)$/);
+    expect(err.message).not.toContain('heygen.com');
+    expect(err.message).not.toContain('abc123');
+  });
+
+  it('a 400 quoting our reroute_url keeps neither the URL nor its token', async () => {
+    const rerouteUrl =
+      'https://consent.example.com/consent-return?t=eyJ2IjoxLCJ3aWQiOiJhdmF0YXIt.Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4cXV1eA';
+    server.enqueue({
+      status: 400,
+      body: errorEnvelope('invalid_parameter', `reroute_url "${rerouteUrl}" is not allowed`, 'reroute_url'),
+    });
+    const err = await catchHeyGenError(
+      makeClient().createConsent('ag_1', { reroute_url: rerouteUrl }, { idempotencyKey: KEY }),
+    );
+    expect(err.kind).toBe('invalid');
+    expect(err.message).toContain('reroute_url "[url]" is not allowed');
+    expect(err.message).not.toContain('consent.example.com');
+    expect(err.message).not.toContain('eyJ2');
   });
 
   it('consent response without a usable url', async () => {

@@ -14,6 +14,7 @@ import {
   parseRetryAfter,
 } from '../../src/heygen/failures.js';
 import type { HeyGenFailureKind } from '../../src/heygen/failures.js';
+import { buildReturnUrl, GatewaySecrets } from '../../src/gateway/tokens.js';
 
 const NOW = Date.UTC(2025, 0, 15, 12, 0, 0);
 const METHOD = 'POST';
@@ -256,20 +257,29 @@ describe('secrets never leak from classified errors', () => {
     expectNoSecret(err);
   });
 
-  it('an invalid 2xx body echoing the key keeps only a scrubbed, truncated excerpt', () => {
+  it('an invalid 2xx body echoing the key is described by type and length only', () => {
+    const bodyText = `<html>your key is ${SECRET} ${'z'.repeat(1000)}</html>`;
     const err = invalidHeyGenResponse({
       status: 200,
       method: 'GET',
       path: '/v3/avatars/ag_1',
       problem: 'body is not JSON',
-      bodyText: `<html>your key is ${SECRET} ${'z'.repeat(1000)}</html>`,
+      bodyText,
+      headers: new Headers({ 'content-type': 'text/html; charset=utf-8' }),
       secrets: [SECRET],
     });
     expect(err.kind).toBe('retryable');
     expect(err.code).toBe('invalid_response');
-    expect(err.message).toContain('[redacted]');
-    expect(err.message.length).toBeLessThan(400);
+    expect(err.message).toBe(
+      `HeyGen 200 on GET /v3/avatars/ag_1: invalid response: body is not JSON (text/html, ${bodyText.length} bytes)`,
+    );
     expectNoSecret(err);
+  });
+
+  it('scrubs a key that HeyGen echoes shortened to its first characters', () => {
+    const err = classify(401, envelope('unauthorized', `Invalid API key ${SECRET.slice(0, 10)}…`));
+    expect(err.message).toContain('Invalid API key [redacted]…');
+    expect(err.message).not.toContain(SECRET.slice(0, 8));
   });
 
   it('transport errors keep no cause object, not even one holding request headers', () => {
@@ -305,6 +315,130 @@ describe('secrets never leak from classified errors', () => {
       message: err.message,
     });
     expect(JSON.parse(JSON.stringify(err))).toEqual(err.toJSON());
+  });
+});
+
+describe("HeyGen's words in failures: no URLs, no signed tokens, no body content", () => {
+  const secrets = GatewaySecrets.fromTexts([`hex:${'3c9a'.repeat(16)}`]);
+  const returnUrl = buildReturnUrl({
+    publicBaseUrl: 'https://consent.example.com',
+    workflowId: 'avatar-consent-grp_1',
+    finalRedirect: 'https://app.example.com/avatars/done?group=g1',
+    ttlMs: 3_600_000,
+    secrets,
+    nowMs: NOW,
+  });
+  const token = new URL(returnUrl).searchParams.get('t')!;
+  const [payloadPart, macPart] = token.split('.') as [string, string];
+  const consentLink = 'https://app.heygen.com/consent/9f8e7d6c5b4a?sig=abcdef0123456789';
+
+  function expectNothingOf(message: string, ...texts: string[]): void {
+    for (const text of texts) expect(message).not.toContain(text);
+    expect(message).not.toContain(payloadPart);
+    expect(message).not.toContain(macPart);
+  }
+
+  it.each([
+    ['a quoted URL', `reroute_url '${returnUrl}' is not reachable`],
+    ['a URL in double quotes', `reroute_url "${returnUrl}" is not reachable`],
+    ['a JSON-escaped URL', `reroute_url ${returnUrl.replaceAll('/', '\\/')} is not reachable`],
+    ['a percent-encoded URL', `reroute_url ${encodeURIComponent(returnUrl)} is not reachable`],
+    ['a URL without scheme', `reroute_url ${returnUrl.replace('https://', '')} is not reachable`],
+    ['a protocol-relative URL', `reroute_url ${returnUrl.replace('https:', '')} is not reachable`],
+    ['a path with the query', `reroute_url path /consent-return?t=${token} is not reachable`],
+    ['the bare token', `reroute_url token ${token} is not reachable`],
+    ['a URL glued to a word', `reroute_url:${returnUrl}`],
+  ])('a 400 quoting reroute_url as %s keeps neither the link nor its token', (_label, heygenMessage) => {
+    const err = classify(400, envelope('invalid_parameter', heygenMessage, 'reroute_url'));
+    expect(err.kind).toBe('invalid');
+    expect(err.param).toBe('reroute_url');
+    expectNothingOf(err.message, 'consent.example.com', 'app.example.com', 'group=g1');
+    expect(err.message).toMatch(/\[(url|token)\]/);
+    expect(err.message).toContain('reroute_url');
+  });
+
+  it('a 400 quoting the consent text with a link in it keeps no link', () => {
+    const err = classify(
+      400,
+      envelope(
+        'invalid_parameter',
+        `consent_text too long: "I agree, see www.example.org/terms and ${consentLink}"`,
+      ),
+    );
+    expect(err.message).not.toContain('example.org');
+    expect(err.message).not.toContain('app.heygen.com');
+    expect(err.message).not.toContain('sig=');
+  });
+
+  it('URLs in code and param are scrubbed too', () => {
+    const err = classify(400, envelope(`bad_${consentLink}`, 'no', `reroute_url=${returnUrl}`));
+    expectNothingOf(`${err.code} ${err.param} ${err.message}`, 'app.heygen.com', 'consent.example.com');
+  });
+
+  it('leaves ordinary words, dotted field names and error codes alone', () => {
+    const text = 'avatar_group.consent_text: must be at most 2000 characters (see field data.url: e.g. v1.2)';
+    const err = classify(400, envelope('invalid_parameter', text, 'consent_text'));
+    expect(err.message).toContain(text);
+  });
+
+  it('a 2xx that is not JSON holding the consent link is described by status, type and length only', () => {
+    const body = `<html><body>Your link: <a href="${consentLink}">${consentLink}</a></body></html>`;
+    const err = invalidHeyGenResponse({
+      status: 200,
+      method: 'POST',
+      path: PATH,
+      problem: 'body is not JSON',
+      bodyText: body,
+      headers: new Headers({ 'content-type': 'text/html' }),
+    });
+    expect(err.message).toBe(
+      `HeyGen 200 on POST ${PATH}: invalid response: body is not JSON (text/html, ${Buffer.byteLength(body)} bytes)`,
+    );
+  });
+
+  it('a 2xx body that is plain text names neither the text nor a strange content type', () => {
+    const err = invalidHeyGenResponse({
+      status: 201,
+      method: 'POST',
+      path: PATH,
+      problem: 'body is not JSON',
+      bodyText: consentLink,
+      headers: new Headers({ 'content-type': `text/${consentLink.replaceAll('/', '_')}` }),
+    });
+    expect(err.message).not.toContain('heygen.com');
+    expect(err.message).not.toContain('9f8e7d6c5b4a');
+    expect(err.message).toContain('unrecognised content type');
+    const empty = invalidHeyGenResponse({
+      status: 200,
+      method: 'GET',
+      path: PATH,
+      problem: 'body is not JSON',
+      bodyText: '',
+    });
+    expect(empty.message).toContain('(empty body, no content type)');
+  });
+
+  it('property: a web URL anywhere in a HeyGen message never reaches the error', () => {
+    const words = fc.stringMatching(/^[A-Za-z ,:;()']{0,20}$/);
+    const url = fc.webUrl({ withQueryParameters: true, withFragments: true });
+    fc.assert(
+      fc.property(words, url, words, fc.boolean(), (before, link, after, glued) => {
+        const sep = glued ? '' : ' ';
+        const err = classify(400, envelope('invalid_parameter', `${before}${sep}${link}${sep}${after}`));
+        const afterScheme = link.slice(link.indexOf('//') + 2);
+        expect(err.message).not.toContain(afterScheme);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  it('a huge message is cut before it is scanned, and a URL across the cut is still removed', () => {
+    const err = classify(
+      400,
+      envelope('invalid_parameter', `${' '.repeat(990)}${returnUrl}${' x'.repeat(1_000_000)}`),
+    );
+    expectNothingOf(err.message, 'consent.example.com');
+    expect(err.message.length).toBeLessThan(400);
   });
 });
 
