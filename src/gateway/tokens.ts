@@ -16,8 +16,9 @@
  *
  * Secrets (`GATEWAY_SECRET`, or `GATEWAY_SECRETS` for rotation):
  * - Each secret is `hex:<hex>`, `base64:<base64 or base64url>`, or any other text taken as its UTF-8
- *   bytes. After decoding it must be at least 32 bytes. Surrounding whitespace is ignored. In
- *   `GATEWAY_SECRETS` a plain secret cannot contain a comma (use `hex:` or `base64:`).
+ *   bytes. After decoding it must be at least 32 bytes and not one character (or a short pattern)
+ *   repeated. Surrounding whitespace is ignored. In `GATEWAY_SECRETS` a plain secret cannot contain
+ *   a comma (use `hex:` or `base64:`), and no secret may be listed twice.
  * - Rotation: `GATEWAY_SECRETS=new,old`: the first secret signs, every listed secret verifies.
  *   Roll out a new secret by listing it second everywhere, then first, then drop the old one once
  *   the tokens it signed have expired.
@@ -30,6 +31,7 @@ import { z } from 'zod';
 import { envVar, formatIssues } from '../config/env.js';
 import { parseDuration } from '../contract.js';
 import { isLocalHostname, rerouteUrlSchema } from '../rules/input.js';
+import { duplicatePositions, isRepeatedPattern, REPEATED_PATTERN_RULE } from '../weak-secrets.js';
 
 export const RETURN_TOKEN_VERSION = 1;
 export const RETURN_PATH = '/consent-return';
@@ -149,6 +151,24 @@ const secretSchema = z.string().transform((raw, ctx): Buffer => {
   return bytes;
 });
 
+/**
+ * A secret read from the environment: also not a hand-typed pattern ("aaaa…", "hex:0000…").
+ * (GatewaySecrets itself accepts any bytes of the right length, for tests and tools.)
+ */
+const envSecretSchema = secretSchema.superRefine((bytes, ctx) => {
+  if (isRepeatedPattern(bytes)) ctx.addIssue({ code: 'custom', message: REPEATED_PATTERN_RULE });
+});
+
+/** Rotation lists the old and the new secret: the same one twice is a copy-paste slip. */
+function noDuplicateSecrets(keys: readonly Buffer[], ctx: z.RefinementCtx): void {
+  for (const [first, second] of duplicatePositions(keys)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `entries ${first} and ${second} are the same secret; list each secret once`,
+    });
+  }
+}
+
 const secretListSchema = z
   .array(secretSchema)
   .min(1, 'at least one secret is required')
@@ -160,15 +180,16 @@ const secretListSchema = z
  */
 export const gatewaySecretsEnvSchema = z
   .object({
-    GATEWAY_SECRET: envVar(secretSchema.optional()),
+    GATEWAY_SECRET: envVar(envSecretSchema.optional()),
     GATEWAY_SECRETS: envVar(
       z
         .string()
         .transform((list) => list.split(',').map((part) => part.trim()))
         .pipe(
           z
-            .array(z.string().min(1, 'must not contain an empty entry').pipe(secretSchema))
-            .max(MAX_SECRETS, `at most ${MAX_SECRETS} secrets`),
+            .array(z.string().min(1, 'must not contain an empty entry').pipe(envSecretSchema))
+            .max(MAX_SECRETS, `at most ${MAX_SECRETS} secrets`)
+            .superRefine(noDuplicateSecrets),
         )
         .optional(),
     ),

@@ -1,5 +1,5 @@
 // Return tokens of the consent-return gateway: format, tampering, expiry, rotation, secret parsing.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -20,8 +20,9 @@ import type { ReturnTokenErrorCode, ReturnTokenPayload } from '../../src/gateway
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 0);
 const EXP = NOW / 1000 + 3600;
-const keyA = Buffer.alloc(32, 0xa1);
-const keyB = Buffer.alloc(40, 0xb2);
+// Fixed, but not a repeated byte: the environment refuses such secrets.
+const keyA = createHash('sha256').update('key A').digest();
+const keyB = createHash('sha512').update('key B').digest().subarray(0, 40);
 const secretsA = new GatewaySecrets([keyA]);
 const secretsB = new GatewaySecrets([keyB]);
 const payload: ReturnTokenPayload = {
@@ -180,7 +181,7 @@ describe('signReturnToken / verifyReturnToken', () => {
     const token = signReturnToken(payload, secretsA, NOW);
     for (const [candidate, now] of [
       [token, EXP * 1000],
-      [token.replace(/.$/, 'A'), NOW],
+      [token.replace(/.$/, (last) => (last === 'A' ? 'B' : 'A')), NOW],
       [`${token}.x`, NOW],
     ] as const) {
       try {
@@ -209,6 +210,16 @@ describe('secret rotation', () => {
     expect(codeOf(() => verifyReturnToken(oldToken, secretsB, NOW))).toBe('bad_signature');
   });
 });
+
+function catchConfigError(env: Record<string, string>): GatewayConfigError {
+  try {
+    parseGatewaySecretsEnv(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(GatewayConfigError);
+    return err as GatewayConfigError;
+  }
+  throw new Error('expected a GatewayConfigError');
+}
 
 describe('secret parsing', () => {
   const raw = randomBytes(32);
@@ -263,6 +274,40 @@ describe('secret parsing', () => {
       expect(inspect(error)).not.toContain(shortSecret);
       expect(inspect(error)).not.toContain(plain);
     }
+  });
+
+  it('refuses a secret that is one character or a short pattern repeated, naming only the variable', () => {
+    const weak = [
+      'a'.repeat(40),
+      `hex:${'00'.repeat(32)}`,
+      `hex:${'5a'.repeat(32)}`,
+      `base64:${Buffer.alloc(32, 7).toString('base64')}`,
+      'ab'.repeat(20),
+      'abcd'.repeat(10),
+    ];
+    for (const text of weak) {
+      const error = catchConfigError({ GATEWAY_SECRET: text });
+      expect(error.message).toMatch(
+        /GATEWAY_SECRET: must not be one character \(or a short pattern\) repeated/,
+      );
+      expect(inspect(error)).not.toContain(text);
+      const inList = catchConfigError({ GATEWAY_SECRETS: `${plain},${text}` });
+      expect(inList.message).toMatch(/GATEWAY_SECRETS\.1: must not be one character/);
+    }
+    // Not a pattern: accepted.
+    expect(parseGatewaySecretsEnv({ GATEWAY_SECRET: `${'a'.repeat(39)}b` }).count).toBe(1);
+  });
+
+  it('refuses the same secret listed twice in GATEWAY_SECRETS, however it is spelled', () => {
+    const hex = `hex:${raw.toString('hex')}`;
+    const b64 = `base64:${raw.toString('base64')}`;
+    const error = catchConfigError({ GATEWAY_SECRETS: `${hex},${plain},${b64}` });
+    expect(error.message).toContain('GATEWAY_SECRETS: entries 1 and 3 are the same secret');
+    expect(inspect(error)).not.toContain(raw.toString('hex'));
+    expect(inspect(error)).not.toContain(plain);
+    expect(catchConfigError({ GATEWAY_SECRETS: `${plain}, ${plain}` }).message).toContain(
+      'entries 1 and 2 are the same secret',
+    );
   });
 
   it('never prints key material', () => {
