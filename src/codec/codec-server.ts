@@ -18,6 +18,7 @@ import { envVar, formatIssues } from '../config/env.js';
 import { readBody } from '../http/read-body.js';
 
 import { createEncryptionCodec, PayloadDecryptionError } from './encryption-codec.js';
+import { isRepeatedPattern, REPEATED_PATTERN_RULE } from '../weak-secrets.js';
 import { CodecConfigError, loadCodecKeysFromEnv } from './keys.js';
 import type { CodecKeyring, ReadKeyFile } from './keys.js';
 
@@ -145,6 +146,9 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
   if (options.token.length < MIN_TOKEN_LENGTH) {
     throw new CodecConfigError(`The codec server token must be at least ${MIN_TOKEN_LENGTH} characters`);
   }
+  if (isRepeatedPattern(Buffer.from(options.token, 'utf8'))) {
+    throw new CodecConfigError(`The codec server token ${REPEATED_PATTERN_RULE}`);
+  }
   // Only a digest is kept, so a heap dump or an inspected closure does not show the token.
   const tokenDigest = sha256(options.token);
   const allowedOrigins = new Set(
@@ -157,7 +161,9 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
   function corsHeaders(req: IncomingMessage): Record<string, string> {
     const origin = req.headers.origin;
     if (origin === undefined || !allowedOrigins.has(origin)) return {};
-    return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Allow-Credentials': 'true' };
+    // No Access-Control-Allow-Credentials: the token travels in Authorization, which CORS allows
+    // without it; allowing credentials would only let cookies or client certificates ride along.
+    return { 'Access-Control-Allow-Origin': origin };
   }
 
   function send(
@@ -331,10 +337,18 @@ const codecServerEnvSchema = z.object({
   CODEC_SERVER_TOKEN: envVar(
     z
       .string({ error: `is required (a random secret of at least ${MIN_TOKEN_LENGTH} characters)` })
-      .min(MIN_TOKEN_LENGTH, `must be at least ${MIN_TOKEN_LENGTH} characters`),
+      .min(MIN_TOKEN_LENGTH, `must be at least ${MIN_TOKEN_LENGTH} characters`)
+      .refine((token) => !isRepeatedPattern(Buffer.from(token, 'utf8')), REPEATED_PATTERN_RULE),
   ),
   CODEC_SERVER_ALLOWED_ORIGIN: envVar(originList.default([DEFAULT_ALLOWED_ORIGIN])),
 });
+
+function tokenIsACodecKey(token: string, keyring: CodecKeyring): boolean {
+  return [...keyring.keys.values()].some((key) => {
+    const bytes = key.export();
+    return [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex')].includes(token);
+  });
+}
 
 /**
  * Reads CODEC_SERVER_* and the codec key variables. Throws one CodecConfigError listing every
@@ -358,6 +372,10 @@ export function loadCodecServerConfig(
   } catch (error) {
     if (!(error instanceof CodecConfigError)) throw error;
     problems.push(error.message);
+  }
+  if (parsed.success && keyring && tokenIsACodecKey(parsed.data.CODEC_SERVER_TOKEN, keyring)) {
+    // The token is typed into the Web UI and CLI flags: it must not be a key that decrypts history.
+    problems.push('CODEC_SERVER_TOKEN: must not be one of the codec keys; use its own random secret');
   }
   if (!parsed.success || !keyring || problems.length > 0) {
     throw new CodecConfigError(`Invalid codec server environment: ${problems.join('; ')}`);

@@ -13,7 +13,7 @@ import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 import { METADATA_ENCODING_KEY } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
-import { CodecConfigError } from './keys.js';
+import { CodecConfigError, isValidKeyId } from './keys.js';
 import type { CodecKeyring } from './keys.js';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
@@ -100,8 +100,11 @@ export class EncryptionCodec implements PayloadCodec {
     const keyId = textDecoder.decode(keyIdBytes);
     const key = this.keyring.keys.get(keyId);
     if (!key) {
+      // Only the ID that failed, never the configured ones; and only if it is a well-formed ID
+      // (metadata is not authenticated, so it could be any text).
+      const named = isValidKeyId(keyId) ? `codec key "${keyId}"` : 'a malformed codec key ID';
       throw new PayloadDecryptionError(
-        `Payload is encrypted with codec key "${keyId}", which is not configured (configured: ${[...this.keyring.keys.keys()].join(', ')}); add it to the keyring to decrypt`,
+        `Payload is encrypted with ${named}, which is not configured; add it to the keyring to decrypt`,
         keyId,
       );
     }

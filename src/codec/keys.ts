@@ -10,6 +10,7 @@ import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { envVar, formatIssues } from '../config/env.js';
+import { duplicatePositions, isRepeatedPattern, REPEATED_PATTERN_RULE } from '../weak-secrets.js';
 
 export const CODEC_KEYS_VAR = 'AVATAR_CONSENT_CODEC_KEYS';
 export const CODEC_ACTIVE_KEY_VAR = 'AVATAR_CONSENT_CODEC_ACTIVE_KEY';
@@ -45,7 +46,10 @@ export function isValidKeyId(id: string): boolean {
   return keyIdPattern.test(id);
 }
 
-/** Decodes base64 key text; undefined unless it is base64 of exactly 32 bytes. Returns the size for messages. */
+/**
+ * Decodes base64 key text; undefined unless it is base64 of exactly 32 bytes that are not a
+ * repeated pattern. Returns the size for messages.
+ */
 function decodeKey(text: string): { key?: Buffer; problem?: string } {
   const trimmed = text.trim();
   if (!base64Pattern.test(trimmed)) return { problem: 'is not base64' };
@@ -54,7 +58,17 @@ function decodeKey(text: string): { key?: Buffer; problem?: string } {
     // The length says nothing useful about the key, and helps spot a hex key or a truncated paste.
     return { problem: `must decode to ${CODEC_KEY_BYTES} bytes, got ${bytes.length}` };
   }
+  if (isRepeatedPattern(bytes)) return { problem: REPEATED_PATTERN_RULE };
   return { key: bytes };
+}
+
+/** "keys "k1" and "k2" are the same key": one key under two IDs is a copy-paste slip, not a rotation. */
+function duplicateKeyProblems(entries: KeyEntries): string[] {
+  return duplicatePositions(entries.map(([, key]) => key)).map(([first, second]) => {
+    const a = entries[first - 1]![0];
+    const b = entries[second - 1]![0];
+    return `keys "${a}" and "${b}" are the same key; give each ID its own random key`;
+  });
 }
 
 /**
@@ -73,16 +87,16 @@ export function createCodecKeyring(
     if (bytes.length !== CODEC_KEY_BYTES) {
       throw new CodecConfigError(`Codec key "${id}" must be ${CODEC_KEY_BYTES} bytes, got ${bytes.length}`);
     }
+    if (isRepeatedPattern(bytes)) throw new CodecConfigError(`Codec key "${id}" ${REPEATED_PATTERN_RULE}`);
     map.set(id, createSecretKey(Buffer.from(bytes)));
   }
+  const [duplicate] = duplicateKeyProblems(entries.map(([id, bytes]) => [id, Buffer.from(bytes)]));
+  if (duplicate !== undefined) throw new CodecConfigError(`Codec ${duplicate}`);
   const first = map.keys().next();
   if (first.done) throw new CodecConfigError('A codec keyring needs at least one key');
   const active = activeKeyId ?? first.value;
-  if (!map.has(active)) {
-    throw new CodecConfigError(
-      `Active codec key "${active}" is not one of the configured keys (${[...map.keys()].join(', ')})`,
-    );
-  }
+  // Only the ID that failed: the message may reach a log or a CLI, and the list is nobody's business.
+  if (!map.has(active)) throw new CodecConfigError(`Active codec key "${active}" is not in the keyring`);
   return { activeKeyId: active, keys: map };
 }
 
@@ -131,6 +145,7 @@ const keyListSchema = z.string().transform((text, ctx): KeyEntries => {
     entries.push([id, key]);
   });
   if (parts.length === 0) ctx.addIssue({ code: 'custom', message: 'lists no keys' });
+  for (const message of duplicateKeyProblems(entries)) ctx.addIssue({ code: 'custom', message });
   return entries;
 });
 
@@ -204,6 +219,7 @@ function loadKeyFile(path: string, readFile: ReadKeyFile): { entries: KeyEntries
     else problems.push(`${where}: keys.${id}: the key ${problem}`);
   }
   if (Object.keys(parsed.data.keys).length === 0) problems.push(`${where}: keys: lists no keys`);
+  problems.push(...duplicateKeyProblems(entries).map((problem) => `${where}: ${problem}`));
   if (problems.length > 0) throw new CodecConfigError(`Invalid codec key file: ${problems.join('; ')}`);
   return { entries, ...(parsed.data.active ? { active: parsed.data.active } : {}) };
 }
@@ -257,7 +273,7 @@ export function loadCodecKeysFromEnv(
   if (active !== undefined && !entries.some(([id]) => id === active)) {
     const source = activeFromEnv ? CODEC_ACTIVE_KEY_VAR : `${CODEC_KEY_FILE_VAR} (active)`;
     throw new CodecConfigError(
-      `Invalid codec key configuration: ${source}: "${active}" is not one of the configured key IDs (${entries.map(([id]) => id).join(', ')})`,
+      `Invalid codec key configuration: ${source}: "${active}" is not one of the configured key IDs`,
     );
   }
   return createCodecKeyring(entries, active);

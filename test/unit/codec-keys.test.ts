@@ -141,7 +141,7 @@ describe('loadCodecKeysFromEnv', () => {
         configError({ AVATAR_CONSENT_CODEC_KEYS: `k1:${b64(k1)}`, AVATAR_CONSENT_CODEC_ACTIVE_KEY: 'k9' }, [
           b64(k1),
         ]),
-      ).toContain('AVATAR_CONSENT_CODEC_ACTIVE_KEY: "k9" is not one of the configured key IDs (k1)');
+      ).toMatch(/AVATAR_CONSENT_CODEC_ACTIVE_KEY: "k9" is not one of the configured key IDs$/);
       expect(configError({ AVATAR_CONSENT_CODEC_ACTIVE_KEY: 'k1' }, [])).toContain(
         'AVATAR_CONSENT_CODEC_ACTIVE_KEY is set but no keys are configured',
       );
@@ -200,10 +200,47 @@ describe('loadCodecKeysFromEnv', () => {
       expect(configError({ AVATAR_CONSENT_CODEC_KEY_FILE: empty }, [])).toContain('keys: lists no keys');
 
       const activeMissing = keyFile(JSON.stringify({ active: 'k3', keys: { k1: b64(k1) } }));
-      expect(configError({ AVATAR_CONSENT_CODEC_KEY_FILE: activeMissing }, [b64(k1)])).toContain(
-        'AVATAR_CONSENT_CODEC_KEY_FILE (active): "k3" is not one of the configured key IDs (k1)',
+      expect(configError({ AVATAR_CONSENT_CODEC_KEY_FILE: activeMissing }, [b64(k1)])).toMatch(
+        /AVATAR_CONSENT_CODEC_KEY_FILE \(active\): "k3" is not one of the configured key IDs$/,
       );
     });
+  });
+});
+
+describe('weak keys', () => {
+  const repeated = [
+    Buffer.alloc(32, 0),
+    Buffer.alloc(32, 0x5a),
+    Buffer.from('ab'.repeat(16)),
+    Buffer.from('wxyz'.repeat(8)),
+  ];
+
+  it('refuses a key that is one byte or a short pattern repeated, naming the entry and ID only', () => {
+    for (const weak of repeated) {
+      const message = configError({ AVATAR_CONSENT_CODEC_KEYS: `k1:${b64(k1)},k2:${b64(weak)}` }, [
+        b64(weak),
+        b64(k1),
+      ]);
+      expect(message).toContain(
+        'AVATAR_CONSENT_CODEC_KEYS: entry 2 (key "k2"): the key must not be one character (or a short pattern) repeated',
+      );
+      const file = keyFile(JSON.stringify({ keys: { k1: b64(k1), k2: b64(weak) } }));
+      expect(configError({ AVATAR_CONSENT_CODEC_KEY_FILE: file }, [b64(weak), b64(k1)])).toContain(
+        'keys.k2: the key must not be one character (or a short pattern) repeated',
+      );
+    }
+  });
+
+  it('refuses the same key listed twice under two IDs, however it is spelled', () => {
+    const message = configError(
+      { AVATAR_CONSENT_CODEC_KEYS: `k1:${b64(k1)},k2:${b64(k2)},k3:${k1.toString('base64url')}` },
+      [b64(k1), b64(k2), k1.toString('base64url')],
+    );
+    expect(message).toContain('AVATAR_CONSENT_CODEC_KEYS: keys "k1" and "k3" are the same key');
+    const file = keyFile(JSON.stringify({ keys: { old: b64(k2), new: b64(k2) } }));
+    expect(configError({ AVATAR_CONSENT_CODEC_KEY_FILE: file }, [b64(k2)])).toContain(
+      'keys "old" and "new" are the same key',
+    );
   });
 });
 
@@ -227,7 +264,16 @@ describe('keyrings', () => {
     expect(() => createCodecKeyring({ k1: randomBytes(31) })).toThrow(/must be 32 bytes, got 31/);
     expect(() => createCodecKeyring({ 'bad id': k1 })).toThrow(/key ID number 1 must be/);
     expect(() => createCodecKeyring({})).toThrow(/at least one key/);
-    expect(() => createCodecKeyring({ k1 }, 'k2')).toThrow(/"k2" is not one of the configured keys \(k1\)/);
+    expect(() => createCodecKeyring({ k1 }, 'k2')).toThrow(/^Active codec key "k2" is not in the keyring$/);
+  });
+
+  it('reject a repeated-pattern key and one key under two IDs when built in code', () => {
+    expect(() => createCodecKeyring({ k1: Buffer.alloc(32, 0x41) })).toThrow(
+      /^Codec key "k1" must not be one character \(or a short pattern\) repeated/,
+    );
+    expect(() => createCodecKeyring({ k1, k2: Buffer.from(k1) })).toThrow(
+      /^Codec keys "k1" and "k2" are the same key/,
+    );
   });
 });
 

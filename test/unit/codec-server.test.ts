@@ -150,7 +150,8 @@ describe('CORS', () => {
     const allowed = await post('/decode', { payloads: [] }, { origin: UI_ORIGIN });
     expect(allowed.status).toBe(200);
     expect(allowed.headers.get('access-control-allow-origin')).toBe(UI_ORIGIN);
-    expect(allowed.headers.get('access-control-allow-credentials')).toBe('true');
+    // Bearer tokens need no credentialed CORS.
+    expect(allowed.headers.get('access-control-allow-credentials')).toBeNull();
     expect(allowed.headers.get('vary')).toBe('Origin');
 
     const other = await post('/decode', { payloads: [] }, { origin: 'https://evil.example' });
@@ -172,7 +173,7 @@ describe('CORS', () => {
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe(UI_ORIGIN);
-    expect(res.headers.get('access-control-allow-credentials')).toBe('true');
+    expect(res.headers.get('access-control-allow-credentials')).toBeNull();
     expect(res.headers.get('access-control-allow-methods')).toBe('POST, OPTIONS');
     const allowedHeaders = res.headers
       .get('access-control-allow-headers')!
@@ -325,6 +326,16 @@ describe('startCodecServer options', () => {
   });
 });
 
+function configErrorOf(env: NodeJS.ProcessEnv): string {
+  try {
+    loadCodecServerConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CodecConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a CodecConfigError');
+}
+
 describe('loadCodecServerConfig', () => {
   const keys = `k1:${key1.toString('base64')}`;
 
@@ -375,6 +386,28 @@ describe('loadCodecServerConfig', () => {
     expect(message).toContain('AVATAR_CONSENT_CODEC_KEYS: entry 1 (key "k1")');
     expect(message).not.toContain(shortToken);
     expect(message).not.toContain(badKey);
+  });
+
+  it('refuses a token that is one character or a short pattern repeated, or a codec key', () => {
+    const weak = ['x'.repeat(32), 'ab'.repeat(12), '1234'.repeat(5)];
+    for (const token of weak) {
+      const message = configErrorOf({ CODEC_SERVER_TOKEN: token, AVATAR_CONSENT_CODEC_KEYS: keys });
+      expect(message).toContain(
+        'CODEC_SERVER_TOKEN: must not be one character (or a short pattern) repeated',
+      );
+      expect(message).not.toContain(token);
+    }
+    for (const token of [key1.toString('base64'), key1.toString('hex')]) {
+      const message = configErrorOf({ CODEC_SERVER_TOKEN: token, AVATAR_CONSENT_CODEC_KEYS: keys });
+      expect(message).toContain('CODEC_SERVER_TOKEN: must not be one of the codec keys');
+      expect(message).not.toContain(token);
+    }
+  });
+
+  it('startCodecServer refuses a repeated-pattern token too', async () => {
+    await expect(
+      startCodecServer({ keyring: createCodecKeyring({ k1: key1 }), token: 'z'.repeat(20), port: 0 }),
+    ).rejects.toThrow(/token must not be one character/);
   });
 
   it('requires a token and keys', () => {
