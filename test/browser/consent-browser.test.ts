@@ -6,14 +6,13 @@
  *
  * Screenshots go to artifacts/browser/ (the workflow page is the one to keep).
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { workflowIdForGroup } from '../../src/contract.js';
-import { startMailInbox } from '../../tools/dev/dev-stack.js';
-import type { MailInbox } from '../../tools/dev/dev-stack.js';
+import { startWebInbox } from '../../tools/dev/web-inbox.js';
+import type { WebInbox } from '../../tools/dev/web-inbox.js';
 import { createSmtpMailer } from '../../src/email/index.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
 import { startSandbox } from '../../tools/heygen-sandbox/index.js';
@@ -21,73 +20,53 @@ import type { Sandbox } from '../../tools/heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import { createConsentWorker, workflowsPath } from '../../src/worker.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
-import { freePort } from '../helpers/worker-process.js';
-import { clearBrowserArtifacts, launchChromium, screenshotPath } from './chromium.js';
+import type { DevServerEnv } from '../../tools/kit/temporal-test-env.js';
 import { eventually } from '../../tools/kit/eventually.js';
+import { startSmtpCatcher } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../../tools/kit/smtp-catcher.js';
+import { clearBrowserArtifacts, launchChromium, screenshotPath } from './chromium.js';
 
 const API_KEY = 'browser-test-key';
 const FROM = 'Avatar consent <consent@avatar-consent.test>';
 /** How long the browser waits for a page or a text to appear. */
 const UI_TIMEOUT_MS = 30_000;
 
-let env: TestWorkflowEnvironment;
+let env: DevServerEnv;
 let uiUrl: string;
 let bundle: WorkflowBundleWithSourceMap;
 let sandbox: Sandbox;
-let inbox: MailInbox;
+let mail: SmtpCatcher;
+let inbox: WebInbox;
 let inboxUrl: string;
 let browser: Browser;
 let context: BrowserContext;
-
-/**
- * Runs `start` on a free port, again on another one if that port was taken in the meantime (other
- * test files pick free ports at the same time).
- */
-async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 3): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      return await start(await freePort());
-    } catch (error) {
-      if (attempt >= attempts) throw error;
-    }
-  }
-}
-
-/** Polls `probe` until it returns a value, every 200 ms, or fails after `timeoutMs`. */
 
 beforeAll(async () => {
   // Screenshots of this run only, not a mix with an earlier one.
   clearBrowserArtifacts();
   // Each piece is kept as soon as it is up, and all are waited for (not just until the first
   // failure), so afterAll closes everything that started even when one piece fails.
-  let uiPort = 0;
   const started = await Promise.allSettled([
-    onFreePort(async (port) => {
-      env = await createDevServerEnv({ ui: true, uiPort: port });
-      uiPort = port;
-    }),
+    // The launcher waits for the Web UI too, and picks other ports if one was taken meanwhile.
+    createDevServerEnv({ ui: true }).then((created) => (env = created)),
     bundleWorkflowCode({
       workflowsPath,
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
     }).then((built) => (bundle = built)),
     startSandbox({ apiKeys: [API_KEY] }).then((started) => (sandbox = started)),
-    onFreePort(async (webPort) => {
-      inbox = await startMailInbox({ host: '127.0.0.1', smtpPort: await freePort(), webPort });
+    // The dev stack's mail catcher and web inbox, on ports of their own.
+    startSmtpCatcher({ auth: 'any' }).then(async (catcher) => {
+      mail = catcher;
+      inbox = await startWebInbox(catcher, { host: '127.0.0.1', port: 0 });
     }),
     launchChromium().then((launched) => (browser = launched)),
   ]);
   for (const piece of started) if (piece.status === 'rejected') throw piece.reason;
-  uiUrl = `http://127.0.0.1:${uiPort}`;
+  uiUrl = env.devServer.uiUrl!;
   // The inbox names itself "localhost"; the browser uses the address it really listens on.
-  inboxUrl = inbox.webUrl.replace('//localhost:', '//127.0.0.1:');
+  inboxUrl = inbox.url.replace('//localhost:', '//127.0.0.1:');
   context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
-  // The Web UI comes up next to the gRPC port, not necessarily at the same moment.
-  await eventually('the Temporal Web UI', async () => {
-    const response = await fetch(uiUrl, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-    await response?.body?.cancel();
-    return response?.ok ? true : undefined;
-  });
 });
 
 afterEach(async ({ task }) => {
@@ -101,7 +80,13 @@ afterEach(async ({ task }) => {
 });
 
 afterAll(async () => {
-  await Promise.allSettled([browser?.close(), env?.teardown(), sandbox?.close(), inbox?.close()]);
+  await Promise.allSettled([
+    browser?.close(),
+    env?.teardown(),
+    sandbox?.close(),
+    inbox?.close(),
+    mail?.close(),
+  ]);
 });
 
 describe('consent flow in a browser', () => {
@@ -121,7 +106,7 @@ describe('consent flow in a browser', () => {
           timeoutMs: 2_000,
           rateGate: new RateGate(),
         }),
-        mailer: createSmtpMailer({ smtpUrl: inbox.smtpUrl, from: FROM, connectionTimeoutMs: 2_000 }),
+        mailer: createSmtpMailer({ smtpUrl: mail.url, from: FROM, connectionTimeoutMs: 2_000 }),
         messageIdDomain: 'avatar-consent.test',
       },
       workflowBundle: bundle,

@@ -5,6 +5,10 @@
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { eventually } from '../../tools/kit/eventually.js';
+
+/** A 127.0.0.1 port with nothing listening (the kit's freePort, under the name the client tests use). */
+export { freePort as unusedLocalPort } from '../../tools/kit/ports.js';
 
 export type ScriptedResponse =
   /** A normal answer; an object body is sent as JSON. */
@@ -38,7 +42,7 @@ export interface FakeHttpServer {
   pendingResponses(): number;
   /** Forgets recorded requests and queued answers (the fallback stays). */
   reset(): void;
-  /** Resolves once at least `count` requests have arrived (polls; rejects after `timeoutMs`). */
+  /** Resolves once at least `count` requests have arrived (rejects after `timeoutMs`). */
   waitForRequests(count: number, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -114,15 +118,10 @@ export async function startFakeHttpServer(): Promise<FakeHttpServer> {
       queue.length = 0;
     },
     waitForRequests: async (count, timeoutMs = 5_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (requests.length < count) {
-        if (Date.now() > deadline) {
-          throw new Error(
-            `fake server: expected ${count} requests, got ${requests.length} in ${timeoutMs}ms`,
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await eventually(`${count} request(s) at the fake server`, () => requests.length >= count, {
+        timeoutMs,
+        intervalMs: 10,
+      });
     },
     close: async () => {
       // Hanging and stalled answers keep sockets open; drop them so close() can finish.
@@ -130,13 +129,4 @@ export async function startFakeHttpServer(): Promise<FakeHttpServer> {
       await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
     },
   };
-}
-
-/** A 127.0.0.1 port with nothing listening (bound once, then released). */
-export async function unusedLocalPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

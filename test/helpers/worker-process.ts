@@ -1,13 +1,12 @@
 /** `npm run worker`'s entry point as a real child process, for crash, shutdown, log and secret tests. */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { exited, keepLines } from '../../tools/kit/child-process.js';
 
 export interface WorkerProcess {
   proc: ChildProcess;
-  /** Lines the worker wrote to stderr (its JSON logs), as they arrive. */
+  /** Lines the worker wrote to stdout and stderr (its JSON logs), as they arrive. */
   logs: string[];
   /** Resolves with the exit code once the process has exited. */
   exited: Promise<number | null>;
@@ -20,18 +19,8 @@ export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
     env: { ...process.env, LOG_LEVEL: 'INFO', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  for (const stream of [proc.stdout, proc.stderr]) {
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => logs.push(...chunk.split('\n').filter(Boolean)));
-  }
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  return { proc, logs, exited };
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  // Every line is kept: tests look for one log line among all of them.
+  keepLines(proc.stdout, logs, Infinity);
+  keepLines(proc.stderr, logs, Infinity);
+  return { proc, logs, exited: exited(proc).then(({ code }) => code) };
 }

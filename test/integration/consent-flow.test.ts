@@ -28,10 +28,11 @@ import { startSandbox } from '../../tools/heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { AvatarConsentHandle } from '../../src/starter.js';
 import { createConsentWorker } from '../../src/worker.js';
-import { startSmtpTestServer } from '../../tools/kit/smtp-catcher.js';
-import type { SmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import { startSmtpCatcher } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../../tools/kit/smtp-catcher.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
-import { freePort, startWorkerProcess } from '../helpers/worker-process.js';
+import { freePort } from '../../tools/kit/ports.js';
+import { startWorkerProcess } from '../helpers/worker-process.js';
 import { callerWorkflow } from '../workflows/test-workflows.js';
 import { eventually } from '../../tools/kit/eventually.js';
 
@@ -45,7 +46,7 @@ const fastPolicy = { pollInitialInterval: '1s', pollMaxInterval: '2s' } as const
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 let sandbox: Sandbox;
-let smtp: SmtpTestServer;
+let smtp: SmtpCatcher;
 
 beforeAll(async () => {
   [env, bundle, sandbox, smtp] = await Promise.all([
@@ -55,7 +56,7 @@ beforeAll(async () => {
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
     }),
     startSandbox({ apiKeys: [API_KEY] }),
-    startSmtpTestServer(),
+    startSmtpCatcher(),
   ]);
 });
 

@@ -5,8 +5,8 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSmtpMailer, MailError, renderConsentEmail } from '../../src/email/index.js';
 import type { ConsentEmail, Mailer } from '../../src/email/index.js';
-import { startSmtpTestServer } from '../../tools/kit/smtp-catcher.js';
-import type { SmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import { startSmtpCatcher } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../../tools/kit/smtp-catcher.js';
 
 const FROM = 'Avatar consent <consent@avatar-consent.test>';
 let counter = 0;
@@ -42,12 +42,12 @@ function headerValue(headers: Map<string, unknown>, name: string): string {
 }
 
 describe('email over a real SMTP server', () => {
-  let server: SmtpTestServer;
+  let server: SmtpCatcher;
   let mailer: Mailer;
   const closers: Array<() => unknown> = [];
 
   beforeAll(async () => {
-    server = await startSmtpTestServer();
+    server = await startSmtpCatcher();
     mailer = createSmtpMailer({ smtpUrl: server.url, from: FROM, connectionTimeoutMs: 2_000 });
     closers.push(() => mailer.close());
   });
@@ -230,14 +230,14 @@ describe('email with SMTP authentication', () => {
   const USER = 'mailer@avatar-consent.test';
   const PASSWORD = 'c0rrect:h@rse/battery%staple';
   const WRONG_PASSWORD = 'Wr0ng-P@ss:word/123';
-  let server: SmtpTestServer;
+  let server: SmtpCatcher;
   const mailers: Mailer[] = [];
 
   const urlWith = (password: string): string =>
     `smtp://${encodeURIComponent(USER)}:${encodeURIComponent(password)}@127.0.0.1:${server.port}`;
 
   beforeAll(async () => {
-    server = await startSmtpTestServer({ auth: { user: USER, pass: PASSWORD } });
+    server = await startSmtpCatcher({ auth: { user: USER, pass: PASSWORD } });
   });
 
   afterAll(async () => {

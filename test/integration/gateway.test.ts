@@ -1,7 +1,6 @@
 // The consent-return gateway over real HTTP, signalling real workflows on a Temporal dev server.
 import { request } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
@@ -12,6 +11,8 @@ import { checkNowSender } from '../../src/gateway/main.js';
 import { startGateway } from '../../src/gateway/server.js';
 import type { CheckNowSender, Gateway, GatewayLogger, LogFields } from '../../src/gateway/server.js';
 import { buildReturnUrl, GatewaySecrets } from '../../src/gateway/tokens.js';
+import { eventually } from '../../tools/kit/eventually.js';
+import { freePort } from '../../tools/kit/ports.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { checkNowCountQuery, checkNowCounterWorkflow, finishSignal } from './gateway-workflows.js';
 
@@ -75,33 +76,11 @@ function targetOf(returnUrl: string): string {
   return `${url.pathname}${url.search}`;
 }
 
-async function eventually<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 function expectSecurityHeaders(headers: IncomingHttpHeaders): void {
   expect(headers['content-security-policy']).toBe("default-src 'none'; style-src 'unsafe-inline'");
   expect(headers['referrer-policy']).toBe('no-referrer');
   expect(headers['x-content-type-options']).toBe('nosniff');
   expect(headers['content-type']).toBe('text/html; charset=utf-8');
-}
-
-/** A port nothing listens on: bind one, then release it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 let env: TestWorkflowEnvironment;
@@ -171,6 +150,12 @@ function returnUrlFor(
 }
 
 const countOf = (handle: WorkflowHandle<typeof checkNowCounterWorkflow>) => handle.query(checkNowCountQuery);
+/** The workflow's checkNow count, once a signal has reached it. */
+const countOnceSignalled = (handle: WorkflowHandle<typeof checkNowCounterWorkflow>) =>
+  eventually('the workflow to count a checkNow signal', async () => {
+    const count = await countOf(handle);
+    return count >= 1 ? count : undefined;
+  });
 const callsFor = (workflowId: string) => signalCalls.filter((call) => call.workflowId === workflowId).length;
 
 describe('consent-return gateway', () => {
@@ -183,12 +168,7 @@ describe('consent-return gateway', () => {
     expect(res.headers.location).toBe(to);
     expect(res.headers['referrer-policy']).toBe('no-referrer');
     expect(signalCalls).toContainEqual({ workflowId: handle.workflowId, runId: handle.firstExecutionRunId });
-    expect(
-      await eventually(
-        () => countOf(handle),
-        (n) => n >= 1,
-      ),
-    ).toBe(1);
+    expect(await countOnceSignalled(handle)).toBe(1);
 
     await handle.signal(finishSignal);
     expect(await handle.result()).toBe(1);
@@ -199,12 +179,7 @@ describe('consent-return gateway', () => {
     const res = await httpRequest(gateway.url, targetOf(returnUrlFor(handle)));
     expect(res.status).toBe(303);
     expect(res.headers.location).toBe('./thank-you');
-    expect(
-      await eventually(
-        () => countOf(handle),
-        (n) => n >= 1,
-      ),
-    ).toBe(1);
+    expect(await countOnceSignalled(handle)).toBe(1);
 
     // The relative location resolves next to /consent-return.
     const thanks = await httpRequest(
@@ -248,12 +223,7 @@ describe('consent-return gateway', () => {
     const handle = await startCounter();
     const res = await httpRequest(gateway.url, `${targetOf(returnUrlFor(handle))}?status=done`);
     expect(res.status).toBe(303);
-    expect(
-      await eventually(
-        () => countOf(handle),
-        (n) => n >= 1,
-      ),
-    ).toBe(1);
+    expect(await countOnceSignalled(handle)).toBe(1);
   });
 
   it('tampered, expired and missing tokens get an error page and no signal', async () => {
@@ -300,12 +270,7 @@ describe('consent-return gateway', () => {
     // refused visits above had signalled.
     const res = await httpRequest(gateway.url, valid);
     expect(res.status).toBe(303);
-    expect(
-      await eventually(
-        () => countOf(handle),
-        (n) => n >= 1,
-      ),
-    ).toBe(1);
+    expect(await countOnceSignalled(handle)).toBe(1);
     await handle.signal(finishSignal);
     expect(await handle.result()).toBe(1);
   });
@@ -335,12 +300,7 @@ describe('consent-return gateway', () => {
     expect((await httpRequest(gateway.url, target)).status).toBe(303);
     expect(callsFor(handle.workflowId)).toBe(1);
     expect(logger.outcomesFor(handle.workflowId)).toEqual(['signalled', 'cooldown']);
-    expect(
-      await eventually(
-        () => countOf(handle),
-        (n) => n >= 1,
-      ),
-    ).toBe(1);
+    expect(await countOnceSignalled(handle)).toBe(1);
   });
 
   it('serves /healthz, refuses other methods and paths, and limits the URL length', async () => {
@@ -385,7 +345,7 @@ describe('consent-return gateway', () => {
 
 describe('with Temporal unreachable', () => {
   it('still redirects promptly and logs the failed nudge', async () => {
-    const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}`, connectTimeout: 1_000 });
+    const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: 1_000 });
     const unreachableLogger = new RecordingLogger();
     const offline = await startGateway({
       host: '127.0.0.1',
@@ -415,10 +375,10 @@ describe('with Temporal unreachable', () => {
     // The response is written after the gateway stopped waiting (300 ms), before the signal's own
     // deadline (1.5 s), which then ends the call: nothing is left retrying in the background.
     expect(unreachableLogger.outcomesFor(workflowId)).toEqual(['timeout']);
-    const outcomes = await eventually(
-      () => Promise.resolve(unreachableLogger.outcomesFor(workflowId)),
-      (list) => list.length > 1,
-    );
+    const outcomes = await eventually('the signal call to end in the log', () => {
+      const logged = unreachableLogger.outcomesFor(workflowId);
+      return logged.length > 1 ? logged : undefined;
+    });
     expect(outcomes).toEqual(['timeout', 'failed']);
   });
 });

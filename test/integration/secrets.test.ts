@@ -15,8 +15,8 @@ import { cancelSignal, statusQuery } from '../../src/contract.js';
 import type { AvatarConsentResult } from '../../src/contract.js';
 import { startSandbox } from '../../tools/heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
-import { startSmtpTestServer } from '../../tools/kit/smtp-catcher.js';
-import type { SmtpTestServer } from '../../tools/kit/smtp-catcher.js';
+import { startSmtpCatcher } from '../../tools/kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../../tools/kit/smtp-catcher.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { startWorkerProcess } from '../helpers/worker-process.js';
 import type { WorkerProcess } from '../helpers/worker-process.js';
@@ -32,7 +32,7 @@ type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
 
 let env: TestWorkflowEnvironment;
 let sandbox: Sandbox;
-let smtp: SmtpTestServer;
+let smtp: SmtpCatcher;
 let codecClient: Client;
 const codecKey = generateKey('k1');
 const codecEnv = { AVATAR_CONSENT_CODEC_KEYS: codecKey.line };
@@ -42,7 +42,7 @@ beforeAll(async () => {
   [env, sandbox, smtp] = await Promise.all([
     createDevServerEnv(),
     startSandbox({ apiKeys: [HEYGEN_KEY] }),
-    startSmtpTestServer({ auth: { user: 'mailer', pass: SMTP_PASSWORD } }),
+    startSmtpCatcher({ auth: { user: 'mailer', pass: SMTP_PASSWORD } }),
   ]);
   codecClient = new Client({
     connection: env.connection,

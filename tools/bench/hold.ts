@@ -9,7 +9,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
-import type { SmtpTestServer } from '../kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 import { People } from './person.js';
 import { EMAIL_FROM, SANDBOX_API_KEY } from './phase.js';
 import { NAMESPACE, startWorkerChild } from './stack.js';
@@ -38,7 +38,7 @@ const SAMPLE_MS = 5_000;
 export async function runHold(opts: {
   n: number;
   stack: Stack;
-  smtp: SmtpTestServer;
+  smtp: SmtpCatcher;
   runTag: string;
   bundlePath: string;
   logFile: string;

@@ -17,7 +17,7 @@ import type { Gateway, GatewayLogger } from '../../src/gateway/index.js';
 import { checkNowSender } from '../../src/gateway/main.js';
 import { resolveTemporalExecutable } from '../kit/temporal-binaries.js';
 import { workflowsPath } from '../../src/worker.js';
-import { startSmtpTestServer } from '../kit/smtp-catcher.js';
+import { startSmtpCatcher } from '../kit/smtp-catcher.js';
 import { parseBenchArgs, usage } from './args.js';
 import type { BenchArgs } from './args.js';
 import { runHold } from './hold.js';
@@ -159,7 +159,7 @@ async function main(): Promise<number> {
     bundle(here('./bench/caller-workflows.ts'), join(tmp, 'caller-workflows.js')),
   ]);
 
-  const smtp = await startSmtpTestServer();
+  const smtp = await startSmtpCatcher();
   let holdPartial: Partial<HoldResult> | null = null;
   const phases: Partial<Record<System, { main: PhaseResult | null; capacity: PhaseResult | null }>> = {};
   const gatewayLog: Record<string, number> = {};

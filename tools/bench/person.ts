@@ -3,7 +3,7 @@
  * their drawn time, presses "I agree" on the sandbox's consent page, and (when their flow says so)
  * lets the browser follow the page's redirect to the consent-return gateway.
  */
-import type { SmtpTestServer } from '../kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 
 const CONSENT_LINK = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/;
 const INBOX_POLL_MS = 20;
@@ -31,7 +31,7 @@ export class People {
   #poller: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly smtp: SmtpTestServer,
+    private readonly smtp: SmtpCatcher,
     /** Only redirects to here are followed (the gateway); null: never follow. */
     private readonly gatewayUrl: string | null,
   ) {}

@@ -9,7 +9,7 @@ import { DEFAULT_COMPLETION_SIGNAL } from '../../src/contract.js';
 import type { Gateway } from '../../src/gateway/index.js';
 import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
-import type { SmtpTestServer } from '../kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 import type { BaselineInput } from './baseline-workflows.js';
 import { countHistoryCost, fetchRunChain, milestonesOf, signalReceivedAt } from './history.js';
 import type { HistoryCost, Milestones } from './history.js';
@@ -129,7 +129,7 @@ export interface PhaseConfig {
   label: string;
   system: System;
   stack: Stack;
-  smtp: SmtpTestServer;
+  smtp: SmtpCatcher;
   gateway: { gateway: Gateway; secretText: string } | null;
   scale: number;
   rateLimit: number;

@@ -19,8 +19,8 @@ import { startSandbox } from '../heygen-sandbox/index.js';
 import type { FaultSpec, Sandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
-import { startSmtpTestServer } from '../kit/smtp-catcher.js';
-import type { SmtpTestServer } from '../kit/smtp-catcher.js';
+import { startSmtpCatcher } from '../kit/smtp-catcher.js';
+import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 import {
   checkConsentRequests,
   checkEmails,
@@ -206,7 +206,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
   let sandbox: Sandbox | undefined;
   let proxy: RecordingProxy | undefined;
-  let smtp: SmtpTestServer | undefined;
+  let smtp: SmtpCatcher | undefined;
   let temporal: TemporalServerControl | undefined;
   let worker: WorkerControl | undefined;
   let connection: Connection | undefined;
@@ -259,7 +259,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       rateLimit: { limit: rateLimitPerSecond, windowMs: 1_000 },
     });
     proxy = await startRecordingProxy({ target: sandbox.url });
-    smtp = await startSmtpTestServer();
+    smtp = await startSmtpCatcher();
     temporal = temporalServer({
       dbFile: join(dir, 'chaos.db'),
       port: await freePort(),
@@ -874,7 +874,7 @@ function inputFor(group: PlannedGroup, plan: ChaosPlan): AvatarConsentInput {
 interface ActionContext {
   sandbox: Sandbox;
   proxy: RecordingProxy;
-  smtp: SmtpTestServer;
+  smtp: SmtpCatcher;
   temporal: TemporalServerControl;
   worker: WorkerControl;
   bursts: FaultBursts;

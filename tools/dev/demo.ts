@@ -7,13 +7,14 @@
  *
  * Against `docker compose` instead: TEMPORAL_UI_URL=http://localhost:8080 INBOX_URL=http://localhost:8025.
  */
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
+import { envVar, parseEnv } from '../../src/config/env.js';
 import { DEFAULT_TASK_QUEUE, isSuccessfulOutcome } from '../../src/contract.js';
 import { startAvatarConsent, waitWithProgress } from '../../src/starter.js';
-import { devPortsFromEnv } from './dev-stack.js';
+import { isEntryPoint, runCli } from '../kit/cli.js';
+import { DEV_HOST, DEV_NAMESPACE, devPortsFromEnv } from './settings.js';
 
 const usage = `Usage: npm run demo [-- options]
 
@@ -45,6 +46,17 @@ export interface DemoSettings {
 
 const trimSlash = (url: string) => url.replace(/\/+$/, '');
 
+const optional = envVar(z.string().trim().optional());
+const optionalUrl = envVar(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional());
+const demoEnvSchema = z.object({
+  TEMPORAL_ADDRESS: optional,
+  TEMPORAL_NAMESPACE: optional,
+  TEMPORAL_TASK_QUEUE: optional,
+  TEMPORAL_UI_URL: optionalUrl,
+  INBOX_URL: optionalUrl,
+  SANDBOX_URL: optionalUrl,
+});
+
 export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): DemoSettings | 'help' {
   const { values } = parseArgs({
     args: argv,
@@ -59,17 +71,18 @@ export function parseDemoArgs(argv: string[], env: NodeJS.ProcessEnv = process.e
   });
   if (values.help) return 'help';
   const ports = devPortsFromEnv(env);
+  const e = parseEnv(demoEnvSchema, env, 'demo');
   return {
     email: values.email,
     name: values.name,
     groupId: values['group-id'],
     wait: values.wait,
-    temporalAddress: env.TEMPORAL_ADDRESS || `127.0.0.1:${ports.temporal}`,
-    namespace: env.TEMPORAL_NAMESPACE || 'default',
-    taskQueue: env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE,
-    temporalUiUrl: trimSlash(env.TEMPORAL_UI_URL || `http://localhost:${ports.temporalUi}`),
-    inboxUrl: trimSlash(env.INBOX_URL || `http://localhost:${ports.inbox}`),
-    sandboxUrl: trimSlash(env.SANDBOX_URL || `http://127.0.0.1:${ports.sandbox}`),
+    temporalAddress: e.TEMPORAL_ADDRESS ?? `${DEV_HOST}:${ports.temporal}`,
+    namespace: e.TEMPORAL_NAMESPACE ?? DEV_NAMESPACE,
+    taskQueue: e.TEMPORAL_TASK_QUEUE ?? DEFAULT_TASK_QUEUE,
+    temporalUiUrl: trimSlash(e.TEMPORAL_UI_URL ?? `http://localhost:${ports.temporalUi}`),
+    inboxUrl: trimSlash(e.INBOX_URL ?? `http://localhost:${ports.inbox}`),
+    sandboxUrl: trimSlash(e.SANDBOX_URL ?? `http://${DEV_HOST}:${ports.sandbox}`),
   };
 }
 
@@ -162,24 +175,6 @@ async function main(settings: DemoSettings): Promise<number> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  let settings: DemoSettings | 'help';
-  try {
-    settings = parseDemoArgs(process.argv.slice(2));
-  } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error));
-    console.error(`\n${usage}`);
-    process.exit(2);
-  }
-  if (settings === 'help') {
-    console.log(usage);
-    process.exit(0);
-  }
-  main(settings).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
-      process.exit(1);
-    },
-  );
+if (isEntryPoint(import.meta.url)) {
+  runCli({ name: 'demo', usage, parse: (argv) => parseDemoArgs(argv), run: main, stack: false });
 }

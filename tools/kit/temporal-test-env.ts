@@ -1,21 +1,41 @@
 /**
- * Real Temporal servers for tests: the dev server (`createLocal`) for integration tests and the
- * time-skipping test server (`createTimeSkipping`) for long waits. One server per test file.
+ * Real Temporal servers for tests (one per test file): the dev server, started by the kit's one
+ * launcher with the SDK's test environment connected to it, and the time-skipping test server
+ * (`createTimeSkipping`) for long waits.
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { LocalTestWorkflowEnvironmentOptions } from '@temporalio/testing';
-import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
 import { resolveTemporalExecutable, withServerStartHint } from './temporal-binaries.js';
+import { DEV_SERVER_NAMESPACE, startTemporalServer } from './temporal-server.js';
+import type { TemporalServer, TemporalServerOptions } from './temporal-server.js';
 
-export async function createDevServerEnv(
-  server: LocalTestWorkflowEnvironmentOptions['server'] = {},
-): Promise<TestWorkflowEnvironment> {
-  const executable = resolveTemporalExecutable('dev-server');
-  return withServerStartHint('dev-server', executable, () =>
-    TestWorkflowEnvironment.createLocal({
-      server: { executable, ip: '127.0.0.1', searchAttributes: [...CONSENT_SEARCH_ATTRIBUTES], ...server },
-    }),
-  );
+/**
+ * The SDK's environment on a dev server of its own; `teardown()` also stops the server. (Not
+ * `server`: the SDK's environment has a field of that name.)
+ */
+export type DevServerEnv = TestWorkflowEnvironment & { readonly devServer: TemporalServer };
+
+export async function createDevServerEnv(options: TemporalServerOptions = {}): Promise<DevServerEnv> {
+  const server = await startTemporalServer(options);
+  try {
+    const env = await TestWorkflowEnvironment.createFromExistingServer({
+      address: server.address,
+      namespace: DEV_SERVER_NAMESPACE,
+    });
+    const closeConnections = env.teardown.bind(env);
+    return Object.assign(env, {
+      devServer: server,
+      teardown: async () => {
+        try {
+          await closeConnections();
+        } finally {
+          await server.stop();
+        }
+      },
+    });
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
 }
 
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
