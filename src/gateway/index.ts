@@ -29,7 +29,13 @@ export type {
   ReturnTokenErrorCode,
   ReturnTokenPayload,
 } from './tokens.js';
-export { jsonLineLogger, MAX_REQUEST_TARGET_LENGTH, startGateway, THANK_YOU_PATH } from './server.js';
+export {
+  DEFAULT_RATE_LIMIT,
+  jsonLineLogger,
+  MAX_REQUEST_TARGET_LENGTH,
+  startGateway,
+  THANK_YOU_PATH,
+} from './server.js';
 export type { CheckNowSender, Gateway, GatewayLogger, GatewayOptions, LogFields } from './server.js';
 export { HTML_SECURITY_HEADERS, pageStatus, renderPage } from './pages.js';
 export type { GatewayPage } from './pages.js';

@@ -11,6 +11,7 @@ export type GatewayPage =
   | 'not-found'
   | 'method-not-allowed'
   | 'uri-too-long'
+  | 'too-many-requests'
   | 'server-error';
 
 interface PageContent {
@@ -54,6 +55,14 @@ const pages: Record<GatewayPage, PageContent> = {
     status: 414,
     title: 'Link too long',
     paragraphs: ['This link is too long to be valid.', alreadySaved],
+  },
+  'too-many-requests': {
+    status: 429,
+    title: 'Too many requests',
+    paragraphs: [
+      'Too many requests came from your network. Please wait a minute and try again.',
+      alreadySaved,
+    ],
   },
   'server-error': {
     status: 500,

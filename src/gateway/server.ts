@@ -9,6 +9,10 @@
  * The redirect destination comes only from the signed token (no open redirect). The nudge is a
  * hint: whatever happens to it (workflow gone, Temporal down, slow), the person is still
  * redirected, because they did their part and the workflow's scheduled poll will see the outcome.
+ *
+ * Floods: every request but /healthz takes a token from its client's bucket (429 with Retry-After
+ * when empty), a workflow is nudged at most once per cooldown, and what a flood would log over and
+ * over (refusals, replays) goes through a sampled log, so the log volume stays bounded.
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -16,6 +20,8 @@ import type { AddressInfo } from 'node:net';
 import { rerouteUrlSchema } from '../rules/input.js';
 import { HTML_SECURITY_HEADERS, pageStatus, renderPage } from './pages.js';
 import type { GatewayPage } from './pages.js';
+import { clientAddress, clientFingerprinter, ClientRateLimiter } from './rate-limit.js';
+import { createSampledLog } from './sampled-log.js';
 import { RETURN_PATH, ReturnTokenError, tokenFingerprint, verifyReturnToken } from './tokens.js';
 import type { GatewaySecrets, ReturnTokenPayload } from './tokens.js';
 
@@ -44,7 +50,7 @@ export interface GatewayOptions {
   signal: CheckNowSender;
   /** Where to send the person when the token has no `to`; default the built-in `thank-you` page. */
   thankYouUrl?: string;
-  /** Clock for token expiry (tests). */
+  /** Clock for token expiry, the rate limit and the log sampling intervals (tests). */
   now?: () => number;
   logger?: GatewayLogger;
   /** How long the redirect waits for the signal before going ahead anyway. Default 2000 ms. */
@@ -61,7 +67,28 @@ export interface GatewayOptions {
    * Default 10 000; keep it above the signal's own deadline so no call outlives the gateway.
    */
   closeGraceMs?: number;
+  /**
+   * Per-client limit on every request but /healthz: `burst` requests in a row, then `perMinute`
+   * sustained. Default DEFAULT_RATE_LIMIT; perMinute 0 turns it off.
+   */
+  rateLimit?: { perMinute: number; burst: number };
+  /**
+   * How many reverse proxies in front append the client's address to X-Forwarded-For. Default 0:
+   * the header is ignored and the socket's peer is the client (anyone can send the header).
+   */
+  trustedProxies?: number;
+  /**
+   * Refusals and replays are logged one by one up to this many per reason per interval, then
+   * counted in one summary line. Defaults 5 and 60 000 ms.
+   */
+  refusedLog?: { perReason?: number; intervalMs?: number };
 }
+
+/**
+ * A person needs a few requests (link, thank-you page, favicon); 60 in a row leaves room for an
+ * office behind one address, and 60 a minute sustained is far below a flood (2,862 requests/s seen).
+ */
+export const DEFAULT_RATE_LIMIT = { perMinute: 60, burst: 60 } as const;
 
 export interface Gateway {
   /** http://host:port, for tests and logs. */
@@ -104,6 +131,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const lastSignalAt = new Map<string, number>();
   const inFlight = new Set<Promise<void>>();
+  const rateLimit = options.rateLimit ?? DEFAULT_RATE_LIMIT;
+  const limiter =
+    rateLimit.perMinute > 0
+      ? new ClientRateLimiter({ perMinute: rateLimit.perMinute, burst: rateLimit.burst, now })
+      : undefined;
+  const trustedProxies = options.trustedProxies ?? 0;
+  const fingerprintClient = clientFingerprinter();
+  const sampled = createSampledLog(logger, { ...options.refusedLog, now });
 
   function sendPage(res: ServerResponse, page: GatewayPage, extraHeaders: Record<string, string> = {}): void {
     const body = renderPage(page);
@@ -141,19 +176,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
 
-  /** Sends checkNow, waiting at most signalTimeoutMs; never throws. */
-  async function nudge(payload: ReturnTokenPayload, fingerprint: string): Promise<void> {
+  /**
+   * Sends checkNow, waiting at most signalTimeoutMs; never throws. Returns why it did not try, if
+   * it did not: the caller logs that (sampled), since a replayed link repeats it at will.
+   */
+  async function nudge(
+    payload: ReturnTokenPayload,
+    fingerprint: string,
+  ): Promise<'cooldown' | 'overloaded' | undefined> {
     const fields = { workflowId: payload.wid, runId: payload.rid, token: fingerprint };
     const at = now();
     const last = lastSignalAt.get(payload.wid);
-    if (cooldownMs > 0 && last !== undefined && at - last < cooldownMs) {
-      logger.info('checkNow skipped: workflow nudged moments ago', { ...fields, outcome: 'cooldown' });
-      return;
-    }
-    if (inFlight.size >= maxInFlight) {
-      logger.warn('checkNow skipped: too many signals in flight', { ...fields, outcome: 'overloaded' });
-      return;
-    }
+    if (cooldownMs > 0 && last !== undefined && at - last < cooldownMs) return 'cooldown';
+    if (inFlight.size >= maxInFlight) return 'overloaded';
     rememberSignal(payload.wid, at);
 
     const started = Date.now();
@@ -196,6 +231,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         waitedMs: signalTimeoutMs,
       });
     }
+    return undefined;
   }
 
   async function consentReturn(res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -209,8 +245,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       payload = verifyReturnToken(token, options.secrets, now());
     } catch (err) {
       const code = err instanceof ReturnTokenError ? err.code : 'malformed';
-      logger.warn('consent return refused', {
-        reason: code,
+      sampled.warn(code, 'consent return refused', {
         token: values.length === 1 ? fingerprint : `${values.length} t parameters`,
         tokenLength: raw.length,
         workflowId: err instanceof ReturnTokenError ? err.workflowId : undefined,
@@ -218,14 +253,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       sendPage(res, code === 'expired' ? 'expired-link' : 'invalid-link');
       return;
     }
-    await nudge(payload, fingerprint);
+    const skipped = await nudge(payload, fingerprint);
     const location = destinationOf(payload);
-    logger.info('consent return', {
+    const fields = {
       workflowId: payload.wid,
       token: fingerprint,
       // The origin only: the caller's URL may carry their own identifiers.
       redirect: location === thankYouLocation ? 'thank-you' : new URL(location).origin,
-    });
+    };
+    if (skipped === 'cooldown') {
+      sampled.info('cooldown', 'consent return; checkNow skipped: workflow nudged moments ago', {
+        ...fields,
+        runId: payload.rid,
+        outcome: 'cooldown',
+      });
+    } else if (skipped === 'overloaded') {
+      sampled.warn('overloaded', 'consent return; checkNow skipped: too many signals in flight', {
+        ...fields,
+        runId: payload.rid,
+        outcome: 'overloaded',
+      });
+    } else {
+      logger.info('consent return', fields);
+    }
     redirect(res, location);
   }
 
@@ -233,13 +283,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Nothing here reads a body; drain it so keep-alive connections stay usable.
     req.resume();
     const target = req.url ?? '/';
+    const queryAt = target.indexOf('?');
+    const path = queryAt === -1 ? target : target.slice(0, queryAt);
+    // Health checks come from the orchestrator, often through the same proxy: never limited.
+    if (limiter && path !== '/healthz') {
+      const client = clientAddress(req, trustedProxies);
+      const decision = limiter.take(client);
+      if (!decision.allowed) {
+        const retryAfterS = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+        sampled.warn('rate_limited', 'request refused: too many requests from one client', {
+          client: fingerprintClient(client),
+          retryAfterS,
+        });
+        sendPage(res, 'too-many-requests', { 'Retry-After': String(retryAfterS) });
+        return;
+      }
+    }
     if (target.length > MAX_REQUEST_TARGET_LENGTH) {
-      logger.warn('request target too long', { length: target.length });
+      sampled.warn('uri_too_long', 'request target too long', { length: target.length });
       sendPage(res, 'uri-too-long');
       return;
     }
-    const queryAt = target.indexOf('?');
-    const path = queryAt === -1 ? target : target.slice(0, queryAt);
     const query = new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1));
     const method = req.method ?? 'GET';
     const readOnly = method === 'GET' || method === 'HEAD';
@@ -270,7 +334,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     { requestTimeout: 15_000, headersTimeout: 10_000, keepAliveTimeout: 5_000, maxHeaderSize: 16_384 },
     (req, res) => {
       handle(req, res).catch((err: unknown) => {
-        logger.error('request failed', { error: err instanceof Error ? err.name : String(err) });
+        sampled.error('server_error', 'request failed', {
+          error: err instanceof Error ? err.name : typeof err,
+        });
         if (!res.headersSent) sendPage(res, 'server-error');
         else res.destroy();
       });
@@ -302,6 +368,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Whatever is still open after the grace period is cut off.
     server.closeAllConnections();
     await stopped;
+    // The count of what was left out of the logs since the last summary.
+    sampled.close();
   }
 
   return {
