@@ -6,6 +6,7 @@
  * first poll (the sandbox ledger shows two GETs per group), the worker's RSS is sampled; then all
  * are cancelled.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
@@ -14,7 +15,8 @@ import { People } from './person.js';
 import { EMAIL_FROM, SANDBOX_API_KEY } from './phase.js';
 import { NAMESPACE, startWorkerChild } from './stack.js';
 import type { Stack } from './stack.js';
-import { mapLimit, max, sleep, waitUntil } from './stats.js';
+import { eventually, unlessTimeout } from '../kit/eventually.js';
+import { mapLimit, max } from './stats.js';
 
 export interface HoldResult {
   held: number;
@@ -67,8 +69,7 @@ export async function runHold(opts: {
     },
     opts.logFile,
   );
-  await sleep(1_000);
-  const rssIdle = worker.samples.at(-1)?.[1] ?? 0;
+  const rssIdle = (await eventually('a memory sample of the idle worker', () => worker.samples.at(-1)))[1];
 
   const people = new People(opts.smtp, null);
   const groups = Array.from({ length: n }, (_, i) => `ag_hold_${opts.runTag}_${i}`);
@@ -109,7 +110,9 @@ export async function runHold(opts: {
   };
   let awaiting = 0;
   let lastReport = Date.now();
-  await waitUntil(
+  // Running out of time is a result here: the figures say how many got there.
+  await eventually(
+    `${n} consents awaiting`,
     () => {
       awaiting = awaitingCount();
       if (Date.now() - lastReport > 15_000) {
@@ -119,9 +122,10 @@ export async function runHold(opts: {
       return awaiting >= n;
     },
     { timeoutMs: Math.max(180_000, n * 150), intervalMs: 1_000 },
-  );
+  ).catch(unlessTimeout);
   const secondsToAwaiting = (Date.now() - t0) / 1000;
   progress(`hold: ${awaiting}/${n} awaiting after ${secondsToAwaiting.toFixed(0)} s; sampling worker memory`);
+  // Measurement windows, not waits for a condition: let the last polls' garbage go, then sample.
   await sleep(SETTLE_MS);
   const from = Date.now();
   await sleep(SAMPLE_MS);
@@ -140,13 +144,14 @@ export async function runHold(opts: {
   const running = async (): Promise<number> =>
     (await client.workflow.count(`TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`)).count;
   let stillRunning = n;
-  await waitUntil(
+  await eventually(
+    `${n} consents cancelled`,
     async () => {
       stillRunning = await running().catch(() => stillRunning);
       return stillRunning === 0;
     },
     { timeoutMs: Math.max(120_000, n * 60), intervalMs: 2_000 },
-  );
+  ).catch(unlessTimeout);
   const cancelled = n - stillRunning;
   const secondsToCancel = (Date.now() - c0) / 1000;
   await people.stop();

@@ -15,6 +15,7 @@ import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
 import type { Gateway, GatewayLogger } from '../../src/gateway/index.js';
 import { checkNowSender } from '../../src/gateway/main.js';
+import { runCli } from '../kit/cli.js';
 import { resolveTemporalExecutable } from '../kit/temporal-binaries.js';
 import { workflowsPath } from '../../src/worker.js';
 import { startSmtpCatcher } from '../kit/smtp-catcher.js';
@@ -123,20 +124,7 @@ function countingLogger(counts: Record<string, number>): GatewayLogger {
   return { info: note, warn: note, error: note };
 }
 
-async function main(): Promise<number> {
-  let args: BenchArgs;
-  try {
-    const parsed = parseBenchArgs(process.argv.slice(2));
-    if (parsed === 'help') {
-      console.log(usage);
-      return 0;
-    }
-    args = parsed;
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    console.error(usage);
-    return 2;
-  }
+async function main(args: BenchArgs): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   setWorkerHeapLimitMb(args.workerHeapMb);
 
@@ -155,8 +143,8 @@ async function main(): Promise<number> {
   const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
   const [productBundle, baselineBundle, callerBundle] = await Promise.all([
     bundle(workflowsPath, join(tmp, 'product-workflows.js')),
-    bundle(here('./bench/baseline-workflows.ts'), join(tmp, 'baseline-workflows.js')),
-    bundle(here('./bench/caller-workflows.ts'), join(tmp, 'caller-workflows.js')),
+    bundle(here('./baseline-workflows.ts'), join(tmp, 'baseline-workflows.js')),
+    bundle(here('./caller-workflows.ts'), join(tmp, 'caller-workflows.js')),
   ]);
 
   const smtp = await startSmtpCatcher();
@@ -329,10 +317,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    console.error('benchmark failed:', err instanceof Error ? (err.stack ?? err.message) : String(err));
-    process.exit(1);
-  },
-);
+runCli({ name: 'benchmark', usage, parse: parseBenchArgs, run: main });

@@ -1,23 +1,21 @@
 /**
- * What a benchmark phase runs on: a Temporal dev server (the `temporal` CLI with the SQLite pragmas
+ * What a benchmark phase runs on: a Temporal dev server (the kit's launcher, with the SQLite pragmas
  * of the SDK's own throughput-stress run), a worker for the callers' workflows in this process, and
  * the worker under test in a child process.
  */
-import { fork, spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
-import { resolveTemporalExecutable, withServerStartHint } from '../kit/temporal-binaries.js';
+import { exited, within } from '../kit/child-process.js';
+import { DEV_SERVER_NAMESPACE } from '../kit/temporal-server.js';
+import { createDevServerEnv } from '../kit/temporal-test-env.js';
+import type { DevServerEnv } from '../kit/temporal-test-env.js';
 import { childMessageSchema } from './ipc.js';
-import { sleep } from './stats.js';
 import type { AttemptRecord, RequestRecord, WorkerStart } from './ipc.js';
 
 export const CALLER_TASK_QUEUE = 'bench-callers';
-export const NAMESPACE = 'default';
+export const NAMESPACE = DEV_SERVER_NAMESPACE;
 
 /** As sdk-typescript's nightly throughput-stress job starts its dev server. */
 export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=WAL', 'synchronous=OFF'];
@@ -27,124 +25,25 @@ export const DEV_SERVER_SQLITE_PRAGMAS = ['journal_mode=WAL', 'synchronous=OFF']
  */
 export const DEV_SERVER_DYNAMIC_CONFIG = ['history.timerProcessorMaxTimeShift="10ms"'];
 
-/** The CLI's names of search attribute types. */
-const cliAttributeType: Record<string, string> = {
-  TEXT: 'Text',
-  KEYWORD: 'Keyword',
-  INT: 'Int',
-  DOUBLE: 'Double',
-  BOOL: 'Bool',
-  DATETIME: 'Datetime',
-  KEYWORD_LIST: 'KeywordList',
-};
-
-export function devServerArgs(port: number, dbFile: string): string[] {
-  return [
-    'server',
-    'start-dev',
-    '--headless',
-    '--ip',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--db-filename',
-    dbFile,
-    '--log-level',
-    'error',
-    ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
-    ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
-    ...CONSENT_SEARCH_ATTRIBUTES.flatMap((key) => [
-      '--search-attribute',
-      `${key.name}=${cliAttributeType[key.type]}`,
-    ]),
-  ];
-}
-
 export interface Stack {
-  env: TestWorkflowEnvironment;
-  /** The dev server's process ID when this benchmark started it itself (for its memory), else null. */
+  env: DevServerEnv;
+  /** The dev server's process ID (for its CPU time). */
   serverPid: number | null;
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/**
- * Starts `temporal server start-dev` as a child with its output in a log file (stdout stays the
- * table's). Without a local CLI, falls back to the SDK's download through TestWorkflowEnvironment.
- */
-async function startDevServer(
-  dbFile: string,
-  logFile: string,
-): Promise<{ env: TestWorkflowEnvironment; pid: number | null; stop(): Promise<void> }> {
-  const executable = resolveTemporalExecutable('dev-server');
-  if (executable.type !== 'existing-path') {
-    const env = await withServerStartHint('dev-server', executable, () =>
-      TestWorkflowEnvironment.createLocal({
-        server: {
-          executable,
-          ip: '127.0.0.1',
-          dbFilename: dbFile,
-          searchAttributes: [...CONSENT_SEARCH_ATTRIBUTES],
-          log: { format: 'pretty', level: 'error' },
-          extraArgs: [
-            ...DEV_SERVER_SQLITE_PRAGMAS.flatMap((pragma) => ['--sqlite-pragma', pragma]),
-            ...DEV_SERVER_DYNAMIC_CONFIG.flatMap((value) => ['--dynamic-config-value', value]),
-          ],
-        },
-      }),
-    );
-    return { env, pid: null, stop: () => env.teardown() };
-  }
-  const port = await freePort();
-  const log = openSync(logFile, 'a');
-  const child = spawn(executable.path, devServerArgs(port, dbFile), { stdio: ['ignore', log, log] });
-  closeSync(log);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const address = `127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const stopped = await Promise.race([exited.then(() => true), sleep(15_000).then(() => false)]);
-    if (!stopped) child.kill('SIGKILL');
-  };
-  const until = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`temporal dev server exited at start; see ${logFile}`);
-    try {
-      const env = await TestWorkflowEnvironment.createFromExistingServer({ address, namespace: NAMESPACE });
-      await env.connection.workflowService.getSystemInfo({});
-      return {
-        env,
-        pid: child.pid ?? null,
-        stop: async () => {
-          await env.teardown();
-          await stop();
-        },
-      };
-    } catch (err) {
-      if (Date.now() > until) {
-        await stop();
-        throw new Error(`temporal dev server did not answer within 60 s; see ${logFile}`, { cause: err });
-      }
-      await sleep(250);
-    }
-  }
-}
-
+/** A fresh dev server on its own database file (its output in `logFile`: stdout stays the table's). */
 export async function startStack(opts: {
   dbFile: string;
   logFile: string;
   callerBundlePath: string;
 }): Promise<Stack> {
-  const server = await startDevServer(opts.dbFile, opts.logFile);
-  const { env } = server;
+  const env = await createDevServerEnv({
+    dbFile: opts.dbFile,
+    logFile: opts.logFile,
+    sqlitePragmas: DEV_SERVER_SQLITE_PRAGMAS,
+    dynamicConfig: DEV_SERVER_DYNAMIC_CONFIG,
+  });
   const callerWorker = await Worker.create({
     connection: env.nativeConnection,
     namespace: NAMESPACE,
@@ -154,11 +53,11 @@ export async function startStack(opts: {
   const callerRun = callerWorker.run();
   return {
     env,
-    serverPid: server.pid,
+    serverPid: env.devServer.pid,
     async close() {
       callerWorker.shutdown();
       await callerRun.catch(() => undefined);
-      await server.stop();
+      await env.teardown();
     },
   };
 }
@@ -259,18 +158,21 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
         break;
     }
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const gone = exited(child).then(() => {
+    throw new Error('it exited');
+  });
+  // Awaited in a race below; an exit meanwhile must not count as unhandled.
+  void gone.catch(() => undefined);
 
   child.send(start);
   const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const outcome = await Promise.race([
-    ready.then(() => 'ready' as const),
-    exited.then(() => 'exited' as const),
-    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 120_000).unref()),
-  ]);
-  if (outcome !== 'ready') {
+  try {
+    await within(120_000, 'the worker child to start', Promise.race([ready, gone]));
+  } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`worker child did not start (${outcome}): ${failure ?? `see ${logFile}`}`);
+    throw new Error(`worker child did not start (${errorText(err)}): ${failure ?? `see ${logFile}`}`, {
+      cause: err,
+    });
   }
   const pid = child.pid ?? 0;
 
@@ -281,18 +183,21 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
       const hwm = highWaterMark(pid);
       const reported = new Promise<void>((resolve) => (onReport = resolve));
       child.send({ type: 'stop' });
-      const done = await Promise.race([
-        reported.then(() => 'reported' as const),
-        exited.then(() => 'exited' as const),
-        new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 120_000).unref()),
-      ]);
-      if (done !== 'reported' || !report) {
+      try {
+        await within(120_000, 'the worker child to report', Promise.race([reported, gone]));
+      } catch (err) {
         child.kill('SIGKILL');
-        throw new Error(`worker child did not report (${done}): ${failure ?? `see ${logFile}`}`);
+        throw new Error(`worker child did not report (${errorText(err)}): ${failure ?? `see ${logFile}`}`, {
+          cause: err,
+        });
       }
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
-      if (child.exitCode === null) child.kill('SIGKILL');
-      return { ...report, peakRss: Math.max(report.peakRss, hwm) };
+      // It exits by itself once it has reported.
+      await within(10_000, 'the worker child to exit', exited(child)).catch(() => child.kill('SIGKILL'));
+      return { ...report!, peakRss: Math.max(report!.peakRss, hwm) };
     },
   };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

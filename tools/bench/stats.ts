@@ -105,18 +105,3 @@ export async function mapLimit<T, R>(
   await Promise.all(runners);
   return results;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `probe` every `intervalMs` until it returns true; false once `timeoutMs` has passed. */
-export async function waitUntil(
-  probe: () => boolean | Promise<boolean>,
-  { timeoutMs, intervalMs = 100 }: { timeoutMs: number; intervalMs?: number },
-): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() > until) return false;
-    await sleep(intervalMs);
-  }
-}
