@@ -191,7 +191,6 @@ describe('chaos run (short)', () => {
       durationMs: 45_000,
       seed,
       profile: 'short',
-      worker: 'auto',
       settleTimeoutMs: 100_000,
       log: process.env.CHAOS_VERBOSE ? (line) => console.error(line) : () => undefined,
     });

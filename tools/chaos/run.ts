@@ -3,7 +3,10 @@
  * restarted on its database file), the HeyGen sandbox behind a recording proxy (5xx bursts, hangs,
  * slow consents, 429 storms, a full outage), a real SMTP server (taken down for a while) and a worker
  * process (SIGKILLed at random). Then every invariant is checked and the figures returned.
+ *
+ * runChaos() reads as the run's story; each phase is a function below it, in the same order.
  */
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,16 +14,19 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { Client, Connection } from '@temporalio/client';
-import type { ChildProcess } from 'node:child_process';
 
 import { workflowIdForGroup } from '../../src/contract.js';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
-import { startSandbox } from '../heygen-sandbox/index.js';
-import type { FaultSpec, Sandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
+import { startSandbox } from '../heygen-sandbox/index.js';
+import type { ConsentRecord, FaultSpec, LedgerEntry, Sandbox } from '../heygen-sandbox/index.js';
+import { isRunning, within } from '../kit/child-process.js';
+import { eventually, unlessTimeout } from '../kit/eventually.js';
 import { startSmtpCatcher } from '../kit/smtp-catcher.js';
-import type { SmtpCatcher } from '../kit/smtp-catcher.js';
+import type { ReceivedMail, SmtpCatcher } from '../kit/smtp-catcher.js';
+import { DEV_SERVER_NAMESPACE, temporalServer } from '../kit/temporal-server.js';
+import type { TemporalServer } from '../kit/temporal-server.js';
 import {
   checkConsentRequests,
   checkEmails,
@@ -34,18 +40,18 @@ import { startRecordingProxy } from './heygen-proxy.js';
 import type { RecordingProxy } from './heygen-proxy.js';
 import { EXPECTED_OUTCOME, makePlan } from './plan.js';
 import type { ChaosAction, ChaosPlan, PlannedGroup } from './plan.js';
-import { freePort, temporalServer, workerProcess } from './processes.js';
-import type { TemporalServerControl, WorkerControl } from './processes.js';
 import { seededRandom } from './random.js';
 import { analyzeRetryAfter } from './retry-after.js';
-import type { RetryAfterAnalysis } from './retry-after.js';
+import type { ProxyRecord, RetryAfterAnalysis } from './retry-after.js';
+import { workerProcess } from './worker-control.js';
+import type { WorkerControl } from './worker-control.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const API_KEY = 'chaos-key';
 const EMAIL_FROM = 'Avatar consent <consent@chaos.example.com>';
 const HEYGEN_TIMEOUT_MS = 1_000;
-
-export type WorkerChoice = 'auto' | 'product';
+/** The product's worker, with HEYGEN_RATE_GATE_FILE set so a restart still knows a Retry-After. */
+const WORKER_ENTRY = 'src/worker.ts';
 
 export interface ChaosOptions {
   workflows: number;
@@ -53,8 +59,6 @@ export interface ChaosOptions {
   durationMs: number;
   seed: number;
   profile: 'full' | 'short';
-  /** Which worker entry to run: both mean src/worker.ts, with HEYGEN_RATE_GATE_FILE set (kept for old command lines). */
-  worker: WorkerChoice;
   /** Longest wait for the workflows after the chaos phase, ms. */
   settleTimeoutMs: number;
   /** HeyGen sandbox rate limit per second and key; default workflows / 2 (full) or workflows (short), at least 10. */
@@ -133,307 +137,350 @@ interface GroupState {
   retriggerSameRun: boolean | null;
 }
 
-/** The run a start call started or attached to (the client sets it at runtime; the starter's type omits it). */
-function firstRunIdOf(handle: object): string | null {
-  const value = (handle as { firstExecutionRunId?: unknown }).firstExecutionRunId;
-  return typeof value === 'string' ? value : null;
+/** What the run does to the stack, counted as it goes (the fault answers are summed at the end). */
+type RunStats = Omit<ChaosStats, 'faultAnswers'>;
+
+/** One run's plan, clock and notes, shared by its phases. */
+interface ChaosRun {
+  readonly options: ChaosOptions;
+  readonly plan: ChaosPlan;
+  readonly taskQueue: string;
+  /** Scratch folder: the Temporal database, the rate gate file. */
+  readonly dir: string;
+  readonly startedAt: number;
+  /** When the chaos clock started (the first HeyGen request); 0 before. */
+  t0: number;
+  readonly timeline: ChaosReport['timeline'];
+  readonly harnessErrors: string[];
+  readonly stats: RunStats;
+  readonly states: Map<string, GroupState>;
+  readonly note: (event: string) => void;
+  /** Something the harness itself could not do: fails the run's first check. */
+  readonly harnessError: (what: string | null, err: unknown) => void;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+/** The pieces the run starts; every phase after start-up gets all of them. */
+interface Stack {
+  sandbox: Sandbox;
+  proxy: RecordingProxy;
+  smtp: SmtpCatcher;
+  temporal: TemporalServer;
+  worker: WorkerControl;
+  connection: Connection;
+  client: Client;
 }
 
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function eachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      await fn(item);
-    }
-  });
-  await Promise.all(lanes);
+/** What the run learned from Temporal about the workflows, once they were done. */
+interface Collected {
+  finals: GroupFinal[];
+  histories: Map<string, HistoryEventLike[]>;
+  stuck: StuckWorkflow[];
+  openAtEnd: number | string;
+  executionsOnQueue: number | string;
 }
 
-/** Retries a Temporal call through a server restart. */
-async function persist<T>(what: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > until) throw new Error(`${what}: ${errorText(err)}`, { cause: err });
-      await delay(500);
-    }
-  }
-}
-
-export function chooseWorkerEntry(_choice: WorkerChoice): string {
-  return 'src/worker.ts';
+/** What the stack recorded, taken as it was torn down. */
+interface Recorded {
+  ledger: LedgerEntry[];
+  consents: ConsentRecord[];
+  messages: ReceivedMail[];
+  records: ProxyRecord[];
+  faultsLeft: FaultSpec[];
+  /** Every child process the run started, and those still running after the teardown. */
+  children: ChildProcess[];
+  stillRunning: ChildProcess[];
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const run = prepareRun(options);
+  const started: Partial<Stack> = {};
+  let collected: Collected = {
+    finals: [],
+    histories: new Map(),
+    stuck: [],
+    openAtEnd: 'n/a',
+    executionsOnQueue: 'n/a',
+  };
+  try {
+    const stack = await startStack(run, started);
+    await startWorkflows(run, stack);
+    await waitForFirstHeyGenRequest(run, stack);
+    await runChaosPhase(run, stack);
+    await waitForWorkflowsToSettle(run, stack);
+    collected = await collectResults(run, stack);
+  } catch (err) {
+    run.harnessError(null, err);
+  }
+  const recorded = await tearDown(run, started);
+  return report(run, started, collected, recorded);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phases, in the order they run
+
+function prepareRun(options: ChaosOptions): ChaosRun {
   const log = options.log ?? ((line: string) => console.error(line));
-  const random = seededRandom(options.seed);
   const runTag = `${options.seed.toString(36)}${Date.now().toString(36).slice(-4)}`;
-  const taskQueue = `avatar-consent-chaos-${runTag}`;
   const plan = makePlan({
     workflows: options.workflows,
     durationMs: options.durationMs,
     profile: options.profile,
     heygenTimeoutMs: HEYGEN_TIMEOUT_MS,
     runTag,
-    random,
+    random: seededRandom(options.seed),
   });
-  const workerEntry = chooseWorkerEntry(options.worker);
-  const startedAt = Date.now();
-  const dir = mkdtempSync(join(tmpdir(), 'avatar-consent-chaos-'));
-  const timeline: ChaosReport['timeline'] = [];
-  const harnessErrors: string[] = [];
-  let t0 = 0;
-  const note = (event: string): void => {
-    const atMs = t0 === 0 ? -(Date.now() - startedAt) : Date.now() - t0;
-    timeline.push({ atMs, event });
-    log(`[chaos ${t0 === 0 ? 'setup' : `+${(atMs / 1000).toFixed(1)}s`}] ${event}`);
+  const run: ChaosRun = {
+    options,
+    plan,
+    taskQueue: `avatar-consent-chaos-${runTag}`,
+    dir: mkdtempSync(join(tmpdir(), 'avatar-consent-chaos-')),
+    startedAt: Date.now(),
+    t0: 0,
+    timeline: [],
+    harnessErrors: [],
+    stats: {
+      workerKills: 0,
+      workerKillsSkipped: 0,
+      temporalRestarts: 0,
+      temporalDowntimeMs: 0,
+      temporalStopsGraceful: 0,
+      heygenOutageMs: 0,
+      smtpDowntimeMs: 0,
+      faultsInjected: { status: 0, hang: 0, latency: 0, rate_limit: 0 },
+      faultsUnused: 0,
+      pageApprovals: 0,
+      pageApprovalFallbacks: 0,
+      targeted429: 'not run',
+      workerDrained: 'n/a',
+    },
+    states: new Map(
+      plan.groups.map((group) => [
+        group.groupId,
+        {
+          plan: group,
+          firstExecutionRunId: null,
+          approvedAt: null,
+          decidedAt: null,
+          approvedViaPage: false,
+          retriggerSameRun: null,
+        },
+      ]),
+    ),
+    note: (event) => {
+      // Before the chaos clock starts, times count back from the run's start.
+      const atMs = run.t0 === 0 ? -(Date.now() - run.startedAt) : Date.now() - run.t0;
+      run.timeline.push({ atMs, event });
+      log(`[chaos ${run.t0 === 0 ? 'setup' : `+${(atMs / 1000).toFixed(1)}s`}] ${event}`);
+    },
+    harnessError: (what, err) => {
+      const text = what === null ? errorText(err) : `${what}: ${errorText(err)}`;
+      run.harnessErrors.push(text);
+      run.note(`HARNESS ERROR${what === null ? '' : ` in ${what}`}: ${errorText(err)}`);
+    },
   };
-  note(
-    `seed ${options.seed}, ${options.workflows} workflows, chaos phase ${Math.round(options.durationMs / 1000)} s, worker ${workerEntry}`,
+  run.note(
+    `seed ${options.seed}, ${options.workflows} workflows, chaos phase ${Math.round(options.durationMs / 1000)} s, worker ${WORKER_ENTRY}`,
   );
+  return run;
+}
 
-  let sandbox: Sandbox | undefined;
-  let proxy: RecordingProxy | undefined;
-  let smtp: SmtpCatcher | undefined;
-  let temporal: TemporalServerControl | undefined;
-  let worker: WorkerControl | undefined;
-  let connection: Connection | undefined;
-  const states = new Map<string, GroupState>(
-    plan.groups.map((g) => [
-      g.groupId,
-      {
-        plan: g,
-        firstExecutionRunId: null,
-        approvedAt: null,
-        decidedAt: null,
-        approvedViaPage: false,
-        retriggerSameRun: null,
-      },
-    ]),
+/** The sandbox behind its proxy, the SMTP catcher, the Temporal dev server and the worker; kept in `started` as they come up. */
+async function startStack(run: ChaosRun, started: Partial<Stack>): Promise<Stack> {
+  const { options, note } = run;
+  // Full run: about what the workflows poll at full speed, so the per-key limit answers 429 when they
+  // all start at once or come back from an outage together. Short run: above it, so CI sees only the
+  // injected storms (a short run cannot wait out the request steps' 5-minute backoff).
+  const rateLimitPerSecond =
+    options.rateLimitPerSecond ??
+    (options.profile === 'full'
+      ? Math.max(10, Math.round(options.workflows / 2))
+      : Math.max(10, options.workflows));
+  const sandbox = (started.sandbox = await startSandbox({
+    apiKeys: [API_KEY],
+    rateLimit: { limit: rateLimitPerSecond, windowMs: 1_000 },
+  }));
+  const proxy = (started.proxy = await startRecordingProxy({ target: sandbox.url }));
+  const smtp = (started.smtp = await startSmtpCatcher());
+  const temporal = (started.temporal = temporalServer({ dbFile: join(run.dir, 'chaos.db') }));
+  await temporal.start();
+  note(
+    `temporal dev server on ${temporal.address} (db ${temporal.dbFile}); sandbox ${sandbox.url} via proxy ${proxy.url}`,
   );
-  const stats = {
-    workerKills: 0,
-    workerKillsSkipped: 0,
-    temporalRestarts: 0,
-    temporalDowntimeMs: 0,
-    temporalStopsGraceful: 0,
-    heygenOutageMs: 0,
-    smtpDowntimeMs: 0,
-    faultsInjected: { status: 0, hang: 0, latency: 0, rate_limit: 0 } as Record<string, number>,
-    faultsUnused: 0,
-    pageApprovals: 0,
-    pageApprovalFallbacks: 0,
-    targeted429: 'not run',
-    workerDrained: 'n/a',
+  const connection = (started.connection = await Connection.connect({ address: temporal.address }));
+  const client = (started.client = new Client({ connection }));
+
+  const worker = (started.worker = workerProcess({
+    cwd: REPO_ROOT,
+    entry: WORKER_ENTRY,
+    probedEntry: 'tools/chaos/probed-worker.ts',
+    env: workerEnv({
+      temporalAddress: temporal.address,
+      taskQueue: run.taskQueue,
+      heygenUrl: proxy.url,
+      smtpUrl: smtp.url,
+      gateFile: join(run.dir, 'heygen-rate-gate.json'),
+    }),
+    restartOnUnexpectedExit: true,
+    onEvent: note,
+  }));
+  note(`worker started: pid ${worker.start().pid}`);
+  return { sandbox, proxy, smtp, temporal, worker, connection, client };
+}
+
+/** Every planned group in the sandbox (some deleted at once), and one consent workflow each. */
+async function startWorkflows(run: ChaosRun, { sandbox, client }: Stack): Promise<void> {
+  const { plan } = run;
+  for (const group of plan.groups) {
+    sandbox.createGroup({
+      id: group.groupId,
+      name: group.name,
+      ...(group.fate === 'not_required' ? { consentRequired: false } : {}),
+    });
+    if (group.fate === 'deleted_before_start') sandbox.deleteGroup(group.groupId);
+  }
+  await eachLimited(plan.groups, 16, async (group) => {
+    const handle = await persist(`start ${group.groupId}`, () =>
+      startAvatarConsent(client, inputFor(group, plan), { taskQueue: run.taskQueue }),
+    );
+    run.states.get(group.groupId)!.firstExecutionRunId = firstRunIdOf(handle);
+  });
+  run.note(`${plan.groups.length} workflows started`);
+}
+
+/** The chaos clock starts with the first HeyGen request: the worker is up and working. */
+async function waitForFirstHeyGenRequest(run: ChaosRun, { proxy }: Stack): Promise<void> {
+  await eventually('the first HeyGen request after starting the workflows', () => proxy.records.length > 0, {
+    timeoutMs: 180_000,
+  });
+  run.t0 = Date.now();
+  run.note('first HeyGen request: chaos clock starts');
+}
+
+/** The planned faults and each group's fate (approval, failure, deletion, a second trigger), each at its time. */
+async function runChaosPhase(run: ChaosRun, stack: Stack): Promise<void> {
+  const { plan, options, note, stats } = run;
+  const bursts = new FaultBursts(stack.sandbox, note, stats);
+  const context: ActionContext = { ...stack, bursts, note, stats };
+  const tasks: Array<Promise<void>> = [];
+  const at = (ms: number, what: string, fn: () => Promise<void>): void => {
+    tasks.push(
+      (async () => {
+        // Planned times on the chaos clock: a wait for a moment, not for a condition.
+        await delay(Math.max(0, run.t0 + ms - Date.now()));
+        try {
+          await fn();
+        } catch (err) {
+          run.harnessError(what, err);
+        }
+      })(),
+    );
   };
-  let finals: GroupFinal[] = [];
+  for (const { atMs, action } of plan.actions) at(atMs, action.kind, () => runAction(action, context));
+  for (const group of plan.groups) {
+    const state = run.states.get(group.groupId)!;
+    if (group.actAtMs !== null) {
+      at(group.actAtMs, `${group.fate} ${group.groupId}`, () =>
+        actOnGroup(state, context, run.t0 + options.durationMs * 0.85),
+      );
+    }
+    if (group.retriggerAtMs !== null) {
+      at(group.retriggerAtMs, `retrigger ${group.groupId}`, async () => {
+        const handle = await persist(`retrigger ${group.groupId}`, () =>
+          startAvatarConsent(stack.client, inputFor(group, plan), { taskQueue: run.taskQueue }),
+        );
+        state.retriggerSameRun =
+          firstRunIdOf(handle) !== null && firstRunIdOf(handle) === state.firstExecutionRunId;
+      });
+    }
+  }
+  const progress = setInterval(() => {
+    void openWorkflows(run, stack.client)
+      .then(
+        (count) => String(count),
+        () => 'n/a (server down)',
+      )
+      .then((open) =>
+        note(
+          `progress: open workflows ${open}, HeyGen requests ${stack.proxy.records.length}, emails ${stack.smtp.messages.length}, worker pid ${stack.worker.current?.pid ?? 'none'}`,
+        ),
+      );
+  }, 15_000);
+  try {
+    await Promise.all(tasks);
+  } finally {
+    clearInterval(progress);
+  }
+}
+
+/** Until no workflow is open on the task queue, or the settle time is up (then they are reported as stuck). */
+async function waitForWorkflowsToSettle(run: ChaosRun, { client }: Stack): Promise<void> {
+  run.note('chaos phase over: waiting for every workflow to finish');
+  let open: number | string = 'n/a';
+  const settled = await eventually(
+    'every workflow to finish',
+    async () => {
+      open = await openWorkflows(run, client);
+      return open === 0;
+    },
+    { timeoutMs: run.options.settleTimeoutMs, intervalMs: 1_000 },
+  ).catch(unlessTimeout);
+  run.note(
+    settled
+      ? 'all workflows closed: collecting'
+      : `gave up waiting: ${open} workflow(s) still open; collecting`,
+  );
+}
+
+/** Each workflow's status, result and history, and the task queue's counts. */
+async function collectResults(run: ChaosRun, { client }: Stack): Promise<Collected> {
+  const finals: GroupFinal[] = [];
   const histories = new Map<string, HistoryEventLike[]>();
   const stuck: StuckWorkflow[] = [];
-  let openAtEnd: number | string = 'n/a';
-  let executionsOnQueue: number | string = 'n/a';
-
-  try {
-    // ----- servers
-    // Full run: about what the workflows poll at full speed, so the per-key limit answers 429 when they
-    // all start at once or come back from an outage together. Short run: above it, so CI sees only the
-    // injected storms (a short run cannot wait out the request steps' 5-minute backoff).
-    const rateLimitPerSecond =
-      options.rateLimitPerSecond ??
-      (options.profile === 'full'
-        ? Math.max(10, Math.round(options.workflows / 2))
-        : Math.max(10, options.workflows));
-    sandbox = await startSandbox({
-      apiKeys: [API_KEY],
-      rateLimit: { limit: rateLimitPerSecond, windowMs: 1_000 },
-    });
-    proxy = await startRecordingProxy({ target: sandbox.url });
-    smtp = await startSmtpCatcher();
-    temporal = temporalServer({
-      dbFile: join(dir, 'chaos.db'),
-      port: await freePort(),
-      uiPort: await freePort(),
-    });
-    await temporal.start();
-    note(
-      `temporal dev server on ${temporal.address} (db ${temporal.dbFile}); sandbox ${sandbox.url} via proxy ${proxy.url}`,
-    );
-    connection = await Connection.connect({ address: temporal.address });
-    const client = new Client({ connection });
-
-    worker = workerProcess({
-      cwd: REPO_ROOT,
-      entry: workerEntry,
-      probedEntry: 'tools/chaos/probed-worker.ts',
-      env: workerEnv({
-        temporalAddress: temporal.address,
-        taskQueue,
-        heygenUrl: proxy.url,
-        smtpUrl: smtp.url,
-        gateFile: join(dir, 'heygen-rate-gate.json'),
-      }),
-      restartOnUnexpectedExit: true,
-      onEvent: note,
-    });
-    note(`worker started: pid ${worker.start().pid}`);
-
-    // ----- groups and workflows
-    for (const group of plan.groups) {
-      sandbox.createGroup({
-        id: group.groupId,
-        name: group.name,
-        ...(group.fate === 'not_required' ? { consentRequired: false } : {}),
-      });
-      if (group.fate === 'deleted_before_start') sandbox.deleteGroup(group.groupId);
+  await eachLimited(run.plan.groups, 12, async (group) => {
+    const state = run.states.get(group.groupId)!;
+    const handle = client.workflow.getHandle<typeof avatarConsentWorkflow>(workflowIdForGroup(group.groupId));
+    const description = await persist(`describe ${group.groupId}`, () => handle.describe(), 30_000);
+    let result: AvatarConsentResult | null = null;
+    if (description.status.name === 'COMPLETED') {
+      result = await persist(`result ${group.groupId}`, () => handle.result(), 30_000);
     }
-    await eachLimited(plan.groups, 16, async (group) => {
-      const handle = await persist(`start ${group.groupId}`, () =>
-        startAvatarConsent(client, inputFor(group, plan), { taskQueue }),
-      );
-      states.get(group.groupId)!.firstExecutionRunId = firstRunIdOf(handle);
+    if (description.status.name === 'RUNNING') stuck.push(await describeStuck(group.groupId, handle));
+    const history = await persist(`history ${group.groupId}`, () => handle.fetchHistory(), 30_000);
+    histories.set(workflowIdForGroup(group.groupId), history.events ?? []);
+    finals.push({
+      groupId: group.groupId,
+      email: group.email,
+      fate: group.fate,
+      expectedOutcome: EXPECTED_OUTCOME[group.fate],
+      status: description.status.name,
+      result,
+      approvedAt: state.approvedAt,
+      decidedAt: state.decidedAt,
+      closedAt: description.closeTime?.getTime() ?? null,
     });
-    note(`${plan.groups.length} workflows started`);
+  });
+  finals.sort((a, b) => a.groupId.localeCompare(b.groupId));
+  const openAtEnd = await persist('count open', () => openWorkflows(run, client));
+  const executionsOnQueue = (
+    await persist('count all', () => client.workflow.count(`TaskQueue = "${run.taskQueue}"`))
+  ).count;
+  return { finals, histories, stuck, openAtEnd, executionsOnQueue };
+}
 
-    // The chaos clock starts with the first HeyGen request: the worker is up and working.
-    const firstRequestBy = Date.now() + 180_000;
-    while (proxy.records.length === 0) {
-      if (Date.now() > firstRequestBy)
-        throw new Error('no HeyGen request within 180 s of starting the workflows');
-      await delay(100);
-    }
-    t0 = Date.now();
-    note('first HeyGen request: chaos clock starts');
-
-    // ----- the chaos phase
-    const bursts = new FaultBursts(sandbox, note, stats);
-    const context: ActionContext = { sandbox, proxy, smtp, temporal, worker, bursts, note, stats };
-    const tasks: Array<Promise<void>> = [];
-    const at = (ms: number, what: string, fn: () => Promise<void>): void => {
-      tasks.push(
-        (async () => {
-          await delay(Math.max(0, t0 + ms - Date.now()));
-          try {
-            await fn();
-          } catch (err) {
-            harnessErrors.push(`${what}: ${errorText(err)}`);
-            note(`HARNESS ERROR in ${what}: ${errorText(err)}`);
-          }
-        })(),
-      );
-    };
-    for (const { atMs, action } of plan.actions) at(atMs, action.kind, () => runAction(action, context));
-    for (const group of plan.groups) {
-      const state = states.get(group.groupId)!;
-      if (group.actAtMs !== null) {
-        at(group.actAtMs, `${group.fate} ${group.groupId}`, () =>
-          actOnGroup(state, context, t0 + options.durationMs * 0.85),
-        );
-      }
-      if (group.retriggerAtMs !== null) {
-        at(group.retriggerAtMs, `retrigger ${group.groupId}`, async () => {
-          const handle = await persist(`retrigger ${group.groupId}`, () =>
-            startAvatarConsent(client, inputFor(group, plan), { taskQueue }),
-          );
-          state.retriggerSameRun =
-            firstRunIdOf(handle) !== null && firstRunIdOf(handle) === state.firstExecutionRunId;
-        });
-      }
-    }
-
-    const progress = setInterval(() => {
-      void client.workflow
-        .count(`TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`)
-        .then(
-          ({ count }) => String(count),
-          () => 'n/a (server down)',
-        )
-        .then((open) =>
-          note(
-            `progress: open workflows ${open}, HeyGen requests ${proxy!.records.length}, emails ${smtp!.messages.length}, worker pid ${worker!.current?.pid ?? 'none'}`,
-          ),
-        );
-    }, 15_000);
-    try {
-      await Promise.all(tasks);
-      note('chaos phase over: waiting for every workflow to finish');
-      const settleBy = Date.now() + options.settleTimeoutMs;
-      for (;;) {
-        const open = await client.workflow
-          .count(`TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`)
-          .then(({ count }) => count)
-          .catch(() => -1);
-        if (open === 0) break;
-        if (Date.now() > settleBy) {
-          note(`gave up waiting: ${open} workflow(s) still open`);
-          break;
-        }
-        await delay(1_000);
-      }
-    } finally {
-      clearInterval(progress);
-    }
-    note('all workflows closed (or time is up): collecting');
-
-    // ----- collect
-    finals = [];
-    await eachLimited(plan.groups, 12, async (group) => {
-      const state = states.get(group.groupId)!;
-      const handle = client.workflow.getHandle<typeof avatarConsentWorkflow>(
-        workflowIdForGroup(group.groupId),
-      );
-      const description = await persist(`describe ${group.groupId}`, () => handle.describe(), 30_000);
-      let result: AvatarConsentResult | null = null;
-      if (description.status.name === 'COMPLETED') {
-        result = await persist(`result ${group.groupId}`, () => handle.result(), 30_000);
-      }
-      if (description.status.name === 'RUNNING') stuck.push(await describeStuck(group.groupId, handle));
-      const history = await persist(`history ${group.groupId}`, () => handle.fetchHistory(), 30_000);
-      histories.set(workflowIdForGroup(group.groupId), history.events ?? []);
-      finals.push({
-        groupId: group.groupId,
-        email: group.email,
-        fate: group.fate,
-        expectedOutcome: EXPECTED_OUTCOME[group.fate],
-        status: description.status.name,
-        result,
-        approvedAt: state.approvedAt,
-        decidedAt: state.decidedAt,
-        closedAt: description.closeTime?.getTime() ?? null,
-      });
-    });
-    finals.sort((a, b) => a.groupId.localeCompare(b.groupId));
-    openAtEnd = (
-      await persist('count open', () =>
-        client.workflow.count(`TaskQueue = "${taskQueue}" AND ExecutionStatus = "Running"`),
-      )
-    ).count;
-    executionsOnQueue = (
-      await persist('count all', () => client.workflow.count(`TaskQueue = "${taskQueue}"`))
-    ).count;
-  } catch (err) {
-    harnessErrors.push(errorText(err));
-    note(`HARNESS ERROR: ${errorText(err)}`);
-  }
-
-  // ----- teardown (always), then check that nothing is left running
+/** Always: the worker drains (SIGTERM), the server stops, the rest closes; what they recorded is kept. */
+async function tearDown(
+  run: ChaosRun,
+  { worker, connection, temporal, sandbox, proxy, smtp }: Partial<Stack>,
+): Promise<Recorded> {
   const children: ChildProcess[] = [];
   try {
     if (worker) {
       const before = Date.now();
       const alive = worker.current !== null;
       await worker.stop(30_000);
-      stats.workerDrained = alive ? `SIGTERM → exit in ${Date.now() - before} ms` : 'no worker was running';
+      run.stats.workerDrained = alive
+        ? `SIGTERM → exit in ${Date.now() - before} ms`
+        : 'no worker was running';
       children.push(...worker.processes);
     }
     await connection?.close().catch(() => undefined);
@@ -442,18 +489,99 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       children.push(...temporal.processes);
     }
   } catch (err) {
-    harnessErrors.push(`teardown: ${errorText(err)}`);
+    run.harnessError('teardown', err);
   }
-  const ledger = sandbox?.ledger() ?? [];
-  const consents = sandbox?.consents() ?? [];
-  const messages = [...(smtp?.messages ?? [])];
-  const records = [...(proxy?.records ?? [])];
-  const faultsLeft = sandbox?.faults() ?? [];
+  const recorded: Recorded = {
+    ledger: sandbox?.ledger() ?? [],
+    consents: sandbox?.consents() ?? [],
+    messages: [...(smtp?.messages ?? [])],
+    records: [...(proxy?.records ?? [])],
+    faultsLeft: sandbox?.faults() ?? [],
+    children,
+    stillRunning: [],
+  };
   await Promise.allSettled([proxy?.close(), sandbox?.close(), smtp?.close()]);
-  const stillRunning = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  rmSync(dir, { recursive: true, force: true });
+  recorded.stillRunning = children.filter(isRunning);
+  rmSync(run.dir, { recursive: true, force: true });
+  return recorded;
+}
 
-  // ----- invariants
+/** The invariants, the figures and what went wrong, as one report. */
+function report(
+  run: ChaosRun,
+  { worker, temporal }: Partial<Stack>,
+  collected: Collected,
+  recorded: Recorded,
+): ChaosReport {
+  const invariants = checkInvariants(run, worker, collected, recorded);
+  const finishedAt = Date.now();
+  const figures = tallyFigures(run, worker, collected, recorded, invariants, finishedAt);
+  const { finals, histories, stuck } = collected;
+  const { checks, retryAfter } = invariants;
+  const slowestApprovals = finals
+    .filter((f) => f.fate === 'approved' && f.approvedAt !== null && f.closedAt !== null)
+    .map((f) => ({
+      groupId: f.groupId,
+      seconds: Math.round((f.closedAt! - f.approvedAt!) / 100) / 10,
+      activityTimeouts: (histories.get(workflowIdForGroup(f.groupId)) ?? []).filter(
+        (e) => e.activityTaskTimedOutEventAttributes,
+      ).length,
+      linkGeneration: f.result?.linkGeneration ?? 0,
+      history: compactHistory(histories.get(workflowIdForGroup(f.groupId)) ?? [], f.approvedAt! - 1_000),
+    }))
+    .sort((a, b) => b.seconds - a.seconds)
+    .slice(0, 5);
+  const ok = checks.every((c) => c.ok);
+  const wrongGroups = finals
+    .filter((f) => f.status !== 'COMPLETED' || f.result?.outcome !== f.expectedOutcome)
+    .map((f) => ({
+      groupId: f.groupId,
+      fate: f.fate,
+      expected: f.expectedOutcome,
+      status: f.status,
+      outcome: f.result?.outcome ?? null,
+    }));
+  const { log: _log, ...shownOptions } = run.options;
+  return {
+    ok,
+    startedAt: new Date(run.startedAt).toISOString(),
+    finishedAt: new Date(finishedAt).toISOString(),
+    wallMs: finishedAt - run.startedAt,
+    options: shownOptions,
+    workerEntry: WORKER_ENTRY,
+    taskQueue: run.taskQueue,
+    checks,
+    figures,
+    stats: { ...run.stats, faultAnswers: sum(Object.values(run.stats.faultsInjected)) },
+    retryAfter,
+    timeline: run.timeline,
+    wrongGroups,
+    slowestApprovals,
+    stuck,
+    harnessErrors: run.harnessErrors,
+    ...(ok
+      ? {}
+      : {
+          logs: {
+            worker: worker?.stderrTail.slice(-60) ?? [],
+            temporal: temporal?.tail(30) ?? [],
+          },
+        }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants and figures
+
+type Invariants = ReturnType<typeof checkInvariants>;
+
+function checkInvariants(
+  run: ChaosRun,
+  worker: WorkerControl | undefined,
+  { finals, histories, openAtEnd, executionsOnQueue }: Collected,
+  { ledger, consents, messages, records, children, stillRunning }: Recorded,
+) {
+  const { plan, states, harnessErrors, timeline } = run;
   const lastProcessedPostAt = new Map<string, number>();
   for (const entry of ledger) {
     const groupId = /^\/v3\/avatars\/([^/]+)\/consent$/.exec(entry.path)?.[1];
@@ -518,17 +646,26 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
               .join('; '),
     },
   ];
+  return { checks, retryAfter, consentResult, emailResult, historyResult, servingExits };
+}
 
-  // ----- figures
+function tallyFigures(
+  run: ChaosRun,
+  worker: WorkerControl | undefined,
+  { finals, openAtEnd }: Collected,
+  { ledger, records, faultsLeft }: Recorded,
+  { retryAfter, consentResult, emailResult, historyResult, servingExits }: Invariants,
+  finishedAt: number,
+): FigureRow[] {
+  const { plan, options, stats, startedAt } = run;
   const figures: FigureRow[] = [];
   const add = (section: string, figure: string, value: number | string | null): void =>
     void figures.push({ section, figure, value: value ?? 'n/a' });
-  const finishedAt = Date.now();
   add('run', 'workflows', plan.groups.length);
   add('run', 'wall time (s)', Math.round((finishedAt - startedAt) / 1000));
   add('run', 'chaos phase (s)', Math.round(options.durationMs / 1000));
   add('run', 'seed', options.seed);
-  add('run', 'worker entry', workerEntry);
+  add('run', 'worker entry', WORKER_ENTRY);
   const outcomeCounts = new Map<string, { expected: number; actual: number }>();
   for (const final of finals) {
     const e = outcomeCounts.get(final.expectedOutcome) ?? { expected: 0, actual: 0 };
@@ -642,57 +779,50 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     (worker?.unexpectedExits.length ?? 0) - servingExits.length,
   );
   add('temporal', 'serving worker exits (crashes)', servingExits.length);
+  return figures;
+}
 
-  const slowestApprovals = finals
-    .filter((f) => f.fate === 'approved' && f.approvedAt !== null && f.closedAt !== null)
-    .map((f) => ({
-      groupId: f.groupId,
-      seconds: Math.round((f.closedAt! - f.approvedAt!) / 100) / 10,
-      activityTimeouts: (histories.get(workflowIdForGroup(f.groupId)) ?? []).filter(
-        (e) => e.activityTaskTimedOutEventAttributes,
-      ).length,
-      linkGeneration: f.result?.linkGeneration ?? 0,
-      history: compactHistory(histories.get(workflowIdForGroup(f.groupId)) ?? [], f.approvedAt! - 1_000),
-    }))
-    .sort((a, b) => b.seconds - a.seconds)
-    .slice(0, 5);
-  const ok = checks.every((c) => c.ok);
-  const wrongGroups = finals
-    .filter((f) => f.status !== 'COMPLETED' || f.result?.outcome !== f.expectedOutcome)
-    .map((f) => ({
-      groupId: f.groupId,
-      fate: f.fate,
-      expected: f.expectedOutcome,
-      status: f.status,
-      outcome: f.result?.outcome ?? null,
-    }));
-  const { log: _log, ...shownOptions } = options;
-  return {
-    ok,
-    startedAt: new Date(startedAt).toISOString(),
-    finishedAt: new Date(finishedAt).toISOString(),
-    wallMs: finishedAt - startedAt,
-    options: shownOptions,
-    workerEntry,
-    taskQueue,
-    checks,
-    figures,
-    stats: { ...stats, faultAnswers: sum(Object.values(stats.faultsInjected)) },
-    retryAfter,
-    timeline,
-    wrongGroups,
-    slowestApprovals,
-    stuck,
-    harnessErrors,
-    ...(ok
-      ? {}
-      : {
-          logs: {
-            worker: worker?.stderrTail.slice(-60) ?? [],
-            temporal: temporal?.stderrTail.slice(-30) ?? [],
-          },
-        }),
-  };
+// ---------------------------------------------------------------------------------------------
+// Helpers of the phases
+
+/** The run a start call started or attached to (the client sets it at runtime; the starter's type omits it). */
+function firstRunIdOf(handle: object): string | null {
+  const value = (handle as { firstExecutionRunId?: unknown }).firstExecutionRunId;
+  return typeof value === 'string' ? value : null;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+/** A Temporal call, tried again until it succeeds: the server may be restarting. */
+function persist<T>(
+  what: string,
+  fn: () => Promise<T>,
+  timeoutMs = 120_000,
+): Promise<Exclude<T, undefined | false>> {
+  return eventually(what, fn, { timeoutMs, intervalMs: 500 });
+}
+
+async function openWorkflows(run: ChaosRun, client: Client): Promise<number> {
+  return (await client.workflow.count(`TaskQueue = "${run.taskQueue}" AND ExecutionStatus = "Running"`))
+    .count;
 }
 
 export interface StuckWorkflow {
@@ -708,10 +838,9 @@ async function describeStuck(
   handle: ReturnType<Client['workflow']['getHandle']>,
 ): Promise<StuckWorkflow> {
   const description = await handle.describe();
-  const status = await Promise.race([
-    handle.query<unknown>('status').catch((err: unknown) => `query failed: ${errorText(err)}`),
-    delay(5_000).then(() => 'query timed out'),
-  ]);
+  const status = await within(5_000, 'the status query', handle.query<unknown>('status')).catch(
+    (err: unknown) => `query failed: ${errorText(err)}`,
+  );
   const iso = (ts: { seconds?: unknown; nanos?: unknown } | null | undefined): string | null =>
     ts?.seconds == null
       ? null
@@ -754,7 +883,7 @@ class FaultBursts {
   constructor(
     private readonly sandbox: Sandbox,
     private readonly note: (event: string) => void,
-    private readonly stats: { faultsInjected: Record<string, number>; faultsUnused: number },
+    private readonly stats: Pick<RunStats, 'faultsInjected' | 'faultsUnused'>,
   ) {}
 
   /**
@@ -770,13 +899,15 @@ class FaultBursts {
       const startedAt = Date.now();
       const wanted = Math.min(spec.count, 5);
       const left = (): number => sum(this.sandbox.faults().map((f) => f.count));
-      for (;;) {
-        const remaining = left();
-        if (remaining === 0) break;
-        const elapsed = Date.now() - startedAt;
-        if (elapsed >= maxMs || (elapsed >= windowMs && spec.count - remaining >= wanted)) break;
-        await delay(50);
-      }
+      // Over once used up, or once its window has passed and enough requests met it; at the latest after maxMs.
+      await eventually(
+        `the end of the burst "${label}"`,
+        () => {
+          const remaining = left();
+          return remaining === 0 || (Date.now() - startedAt >= windowMs && spec.count - remaining >= wanted);
+        },
+        { timeoutMs: maxMs, intervalMs: 50 },
+      ).catch(unlessTimeout);
       const unused = left();
       this.sandbox.clearFaults();
       this.stats.faultsInjected[spec.kind] =
@@ -840,7 +971,7 @@ function workerEnv(opts: {
 }): Record<string, string> {
   return {
     TEMPORAL_ADDRESS: opts.temporalAddress,
-    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_NAMESPACE: DEV_SERVER_NAMESPACE,
     TEMPORAL_TASK_QUEUE: opts.taskQueue,
     HEYGEN_API_KEY: API_KEY,
     HEYGEN_BASE_URL: opts.heygenUrl,
@@ -871,28 +1002,10 @@ function inputFor(group: PlannedGroup, plan: ChaosPlan): AvatarConsentInput {
 // ---------------------------------------------------------------------------------------------
 // Actions
 
-interface ActionContext {
-  sandbox: Sandbox;
-  proxy: RecordingProxy;
-  smtp: SmtpCatcher;
-  temporal: TemporalServerControl;
-  worker: WorkerControl;
+interface ActionContext extends Stack {
   bursts: FaultBursts;
   note: (event: string) => void;
-  stats: {
-    workerKills: number;
-    workerKillsSkipped: number;
-    temporalRestarts: number;
-    temporalDowntimeMs: number;
-    temporalStopsGraceful: number;
-    heygenOutageMs: number;
-    smtpDowntimeMs: number;
-    faultsInjected: Record<string, number>;
-    faultsUnused: number;
-    pageApprovals: number;
-    pageApprovalFallbacks: number;
-    targeted429: string;
-  };
+  stats: RunStats;
 }
 
 async function killAndRestartWorker(ctx: ActionContext, why: string): Promise<void> {
@@ -924,22 +1037,25 @@ async function runAction(action: ChaosAction, ctx: ActionContext): Promise<void>
         150_000,
       );
       // Other bursts may come first, and Temporal or HeyGen may be down for a while.
-      const until = Date.now() + 180_000;
-      for (;;) {
-        const hit = ctx.proxy.records.find(
-          (r) => r.status === 429 && r.retryAfter === retryAfter && r.respondedAt !== null && !seen.has(r.id),
-        );
-        if (hit && hit.respondedAt !== null && !hit.clientAborted) {
-          // Give the worker time to read the 429 and close its gate (and write the gate file) first.
-          await delay(Math.max(0, hit.respondedAt + 300 - Date.now()));
-          await killAndRestartWorker(ctx, `300 ms after a 429 with Retry-After ${retryAfter} s`);
-          stats.targeted429 = `yes (Retry-After ${retryAfter} s, SIGKILL 300 ms after)`;
-          await burst;
-          return;
-        }
-        if (Date.now() > until) throw new Error('the targeted 429 was not answered within 180 s');
-        await delay(20);
-      }
+      const answeredAt = await eventually(
+        `the targeted 429 (Retry-After ${retryAfter} s) to be answered`,
+        () =>
+          ctx.proxy.records.find(
+            (r) =>
+              r.status === 429 &&
+              r.retryAfter === retryAfter &&
+              r.respondedAt !== null &&
+              !r.clientAborted &&
+              !seen.has(r.id),
+          )?.respondedAt ?? undefined,
+        { timeoutMs: 180_000, intervalMs: 20 },
+      );
+      // Give the worker time to read the 429 and close its gate (and write the gate file) first.
+      await delay(Math.max(0, answeredAt + 300 - Date.now()));
+      await killAndRestartWorker(ctx, `300 ms after a 429 with Retry-After ${retryAfter} s`);
+      stats.targeted429 = `yes (Retry-After ${retryAfter} s, SIGKILL 300 ms after)`;
+      await burst;
+      return;
     }
     case 'restart_temporal': {
       const stopAt = Date.now();
@@ -1052,21 +1168,22 @@ async function actOnGroup(state: GroupState, ctx: ActionContext, pageDeadline: n
 
 /** Opens the newest link emailed to `email` and presses "I agree". False when no email came in time. */
 async function approveOnConsentPage(email: string, ctx: ActionContext, deadline: number): Promise<boolean> {
-  for (;;) {
-    const latest = ctx.smtp.messages
-      .filter((m) => m.to.some((to) => to.toLowerCase() === email.toLowerCase()))
-      .at(-1);
-    const link = latest ? consentLinkIn(latest.text) : null;
-    if (link) {
-      const page = await fetch(link);
-      await page.text();
-      if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
-      const agreed = await fetch(`${link}/agree`, { method: 'POST', redirect: 'manual' });
-      await agreed.text();
-      if (agreed.status !== 303) throw new Error(`"I agree" answered ${agreed.status}`);
-      return true;
-    }
-    if (Date.now() > deadline) return false;
-    await delay(1_000);
-  }
+  const link = await eventually(
+    `a consent link emailed to ${email}`,
+    () => {
+      const latest = ctx.smtp.messages
+        .filter((m) => m.to.some((to) => to.toLowerCase() === email.toLowerCase()))
+        .at(-1);
+      return (latest && consentLinkIn(latest.text)) ?? undefined;
+    },
+    { timeoutMs: Math.max(0, deadline - Date.now()), intervalMs: 1_000 },
+  ).catch(unlessTimeout);
+  if (!link) return false;
+  const page = await fetch(link);
+  await page.text();
+  if (page.status !== 200) throw new Error(`consent page answered ${page.status}`);
+  const agreed = await fetch(`${link}/agree`, { method: 'POST', redirect: 'manual' });
+  await agreed.text();
+  if (agreed.status !== 303) throw new Error(`"I agree" answered ${agreed.status}`);
+  return true;
 }

@@ -11,7 +11,7 @@
  * aborts (Ctrl-C, or the process being waited for has exited).
  *
  * When running out of time is a result rather than a failure (a benchmark phase that reports how
- * far it got), catch the TimeoutError.
+ * far it got), end the call with `.catch(unlessTimeout)`.
  */
 export interface EventuallyOptions {
   timeoutMs?: number;
@@ -21,6 +21,12 @@ export interface EventuallyOptions {
 
 export class TimeoutError extends Error {
   override readonly name = 'TimeoutError';
+}
+
+/** `.catch(unlessTimeout)`: a wait that ran out of time gives `undefined`; any other failure stays one. */
+export function unlessTimeout(error: unknown): undefined {
+  if (error instanceof TimeoutError) return undefined;
+  throw error;
 }
 
 export async function eventually<T>(
