@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { parseSandboxEnv } from '../../tools/heygen-sandbox/env.js';
+import { exited } from '../../tools/kit/child-process.js';
+import { eventually } from '../../tools/kit/eventually.js';
 
 describe('parseSandboxEnv', () => {
   it('has local defaults', () => {
@@ -92,11 +94,14 @@ describe('main.ts', () => {
     let output = '';
     child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-
-    await expect
-      .poll(() => output, { interval: 50, timeout: 20_000 })
-      .toMatch(/Demo avatar group: ag_[0-9a-f]+/);
+    await eventually(
+      'the sandbox to print its demo group',
+      () => /Demo avatar group: ag_[0-9a-f]+/.test(output),
+      {
+        timeoutMs: 20_000,
+        intervalMs: 50,
+      },
+    );
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
     const groupId = /Demo avatar group: (ag_[0-9a-f]+)/.exec(output)?.[1];
     expect(output).toContain('API key: sandbox-key');
@@ -107,6 +112,6 @@ describe('main.ts', () => {
     });
 
     child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect((await exited(child)).code).toBe(0);
   });
 });

@@ -1,43 +1,34 @@
 import { z } from 'zod';
 
+import { envVar, parseEnv } from '../../src/config/env.js';
 import { DEFAULT_API_KEY } from './core.js';
 import type { SandboxOptions } from './types.js';
 
-const unsetIfEmpty = (value: unknown): unknown => (value === '' ? undefined : value);
-
 const integer = (min: number, max: number) =>
-  z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .regex(/^\d+$/, 'must be a whole number')
-      .transform(Number)
-      .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
-      .optional(),
-  );
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
 /** The environment of `npm run sandbox`. Values are never echoed back in errors (keys are secrets). */
 export const sandboxEnvSchema = z.object({
-  SANDBOX_PORT: integer(0, 65535).default(4010),
-  SANDBOX_HOST: z.preprocess(unsetIfEmpty, z.string().default('127.0.0.1')),
-  SANDBOX_API_KEYS: z.preprocess(
-    unsetIfEmpty,
+  SANDBOX_PORT: envVar(integer(0, 65535).default(4010)),
+  SANDBOX_HOST: envVar(z.string().default('127.0.0.1')),
+  SANDBOX_API_KEYS: envVar(
     z
       .string()
       .transform((list) => list.split(',').map((key) => key.trim()))
       .pipe(z.array(z.string().min(1, 'must not contain empty keys')).min(1, 'must list at least one key'))
       .default([DEFAULT_API_KEY]),
   ),
-  SANDBOX_PUBLIC_URL: z.preprocess(
-    unsetIfEmpty,
-    z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
-  ),
+  SANDBOX_PUBLIC_URL: envVar(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional()),
   /** Requests per window per key; unset or 0 turns rate limiting off. */
-  SANDBOX_RATE_LIMIT: integer(0, 1_000_000),
-  SANDBOX_RATE_LIMIT_WINDOW_MS: integer(1, 86_400_000).default(60_000),
-  SANDBOX_PROCESSING_LATENCY_MS: integer(0, 600_000).default(0),
-  SANDBOX_TRAINING_TIME_MS: integer(0, 86_400_000).default(0),
-  SANDBOX_CONSENT_LINK_TTL_MS: integer(1, 30 * 86_400_000),
+  SANDBOX_RATE_LIMIT: envVar(integer(0, 1_000_000).optional()),
+  SANDBOX_RATE_LIMIT_WINDOW_MS: envVar(integer(1, 86_400_000).default(60_000)),
+  SANDBOX_PROCESSING_LATENCY_MS: envVar(integer(0, 600_000).default(0)),
+  SANDBOX_TRAINING_TIME_MS: envVar(integer(0, 86_400_000).default(0)),
+  SANDBOX_CONSENT_LINK_TTL_MS: envVar(integer(1, 30 * 86_400_000).optional()),
 });
 
 export interface SandboxEnvConfig {
@@ -45,19 +36,9 @@ export interface SandboxEnvConfig {
   usesDefaultKey: boolean;
 }
 
-export class SandboxEnvError extends Error {
-  override readonly name = 'SandboxEnvError';
-}
-
-/** Parses the environment, listing every problem at once. */
+/** Parses the environment, listing every problem at once (a ConfigError: names, never values, which may be keys). */
 export function parseSandboxEnv(env: Record<string, string | undefined>): SandboxEnvConfig {
-  const result = sandboxEnvSchema.safeParse(env);
-  if (!result.success) {
-    // Only variable names and our own messages: never the values, which may be API keys.
-    const problems = result.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
-    throw new SandboxEnvError(`Invalid sandbox environment:\n${problems.join('\n')}`);
-  }
-  const e = result.data;
+  const e = parseEnv(sandboxEnvSchema, env, 'sandbox');
   return {
     options: {
       host: e.SANDBOX_HOST,

@@ -1,6 +1,7 @@
 // `npm run sandbox`: the HeyGen sandbox as a standalone server for local development.
 // Configuration comes from SANDBOX_* variables (see env.ts); Ctrl-C stops it.
-import { parseSandboxEnv, SandboxEnvError } from './env.js';
+import { ConfigError } from '../../src/config/env.js';
+import { parseSandboxEnv } from './env.js';
 import { startSandbox } from './server.js';
 
 async function main(): Promise<void> {
@@ -49,6 +50,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof SandboxEnvError ? error.message : error);
+  console.error(error instanceof ConfigError ? error.message : error);
   process.exit(1);
 });
