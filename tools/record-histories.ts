@@ -14,6 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createConsentWorker } from '../src/worker.js';
 import { cancelSignal, checkNowSignal, resendEmailUpdate, statusQuery } from '../src/contract.js';
 import type { AvatarConsentInput } from '../src/contract.js';
+import { eventually } from './kit/eventually.js';
 import { FakeHeyGen } from './kit/fake-heygen.js';
 import { FakeMailer } from './kit/fake-mailer.js';
 import { createTimeSkippingEnv } from './kit/temporal-test-env.js';
@@ -40,12 +41,11 @@ async function untilPhase(
   handle: ReturnType<TestWorkflowEnvironment['client']['workflow']['getHandle']>,
   phase: string,
 ): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.phase === phase) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`workflow never reached phase ${phase}`);
+  await eventually(
+    `the workflow to reach phase ${phase}`,
+    async () => (await handle.query(statusQuery)).phase === phase,
+    { timeoutMs: 20_000, intervalMs: 50 },
+  );
 }
 
 const scenarios: Scenario[] = [
