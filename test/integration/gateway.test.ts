@@ -9,35 +9,21 @@ import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkNowSender } from '../../src/gateway/main.js';
 import { startGateway } from '../../src/gateway/server.js';
-import type { CheckNowSender, Gateway, GatewayLogger, LogFields } from '../../src/gateway/server.js';
+import type { CheckNowSender, Gateway } from '../../src/gateway/server.js';
 import { buildReturnUrl, GatewaySecrets } from '../../src/gateway/tokens.js';
 import { eventually } from '../../tools/kit/eventually.js';
 import { freePort } from '../../tools/kit/ports.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
+import { RecordingLogger } from '../helpers/recording-logger.js';
 import { checkNowCountQuery, checkNowCounterWorkflow, finishSignal } from './gateway-workflows.js';
 
 const secrets = GatewaySecrets.fromTexts(['hex:' + '5a'.repeat(32)]);
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-interface LogEntry {
-  level: 'info' | 'warn' | 'error';
-  message: string;
-  fields: LogFields;
-}
-
-class RecordingLogger implements GatewayLogger {
-  readonly entries: LogEntry[] = [];
-  info(message: string, fields: LogFields = {}): void {
-    this.entries.push({ level: 'info', message, fields });
-  }
-  warn(message: string, fields: LogFields = {}): void {
-    this.entries.push({ level: 'warn', message, fields });
-  }
-  error(message: string, fields: LogFields = {}): void {
-    this.entries.push({ level: 'error', message, fields });
-  }
+/** The gateway's log, read as the outcome of each nudge. */
+class NudgeLog extends RecordingLogger {
   outcomesFor(workflowId: string): unknown[] {
-    return this.entries
+    return this.lines
       .filter((e) => e.fields.workflowId === workflowId && e.fields.outcome)
       .map((e) => e.fields.outcome);
   }
@@ -88,7 +74,7 @@ let worker: Worker;
 let workerRunning: Promise<void>;
 let gateway: Gateway;
 const taskQueue = uniqueName('gateway');
-const logger = new RecordingLogger();
+const logger = new NudgeLog();
 const signalCalls: Array<{ workflowId: string; runId: string | undefined }> = [];
 const issuedTokens: string[] = [];
 const closers: Array<() => Promise<unknown>> = [];
@@ -335,7 +321,7 @@ describe('consent-return gateway', () => {
 
   it('never logs a full token', () => {
     expect(issuedTokens.length).toBeGreaterThan(5);
-    const logged = JSON.stringify(logger.entries);
+    const logged = JSON.stringify(logger.lines);
     for (const token of issuedTokens) {
       expect(logged).not.toContain(token.split('.')[0]!);
       expect(logged).not.toContain(token.split('.')[1]!);
@@ -346,7 +332,7 @@ describe('consent-return gateway', () => {
 describe('with Temporal unreachable', () => {
   it('still redirects promptly and logs the failed nudge', async () => {
     const connection = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: 1_000 });
-    const unreachableLogger = new RecordingLogger();
+    const unreachableLogger = new NudgeLog();
     const offline = await startGateway({
       host: '127.0.0.1',
       port: 0,

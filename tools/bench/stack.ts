@@ -164,16 +164,20 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
   // Awaited in a race below; an exit meanwhile must not count as unhandled.
   void gone.catch(() => undefined);
 
+  /** Waits for the child's message; a child that exits or stays silent is killed, with its reason. */
+  const expect = async (what: string, message: Promise<void>): Promise<void> => {
+    try {
+      await within(120_000, `the worker child to ${what}`, Promise.race([message, gone]));
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw new Error(`worker child did not ${what} (${errorText(err)}): ${failure ?? `see ${logFile}`}`, {
+        cause: err,
+      });
+    }
+  };
+
   child.send(start);
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  try {
-    await within(120_000, 'the worker child to start', Promise.race([ready, gone]));
-  } catch (err) {
-    child.kill('SIGKILL');
-    throw new Error(`worker child did not start (${errorText(err)}): ${failure ?? `see ${logFile}`}`, {
-      cause: err,
-    });
-  }
+  await expect('start', new Promise<void>((resolve) => (onReady = resolve)));
   const pid = child.pid ?? 0;
 
   return {
@@ -183,14 +187,7 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
       const hwm = highWaterMark(pid);
       const reported = new Promise<void>((resolve) => (onReport = resolve));
       child.send({ type: 'stop' });
-      try {
-        await within(120_000, 'the worker child to report', Promise.race([reported, gone]));
-      } catch (err) {
-        child.kill('SIGKILL');
-        throw new Error(`worker child did not report (${errorText(err)}): ${failure ?? `see ${logFile}`}`, {
-          cause: err,
-        });
-      }
+      await expect('report', reported);
       // It exits by itself once it has reported.
       await within(10_000, 'the worker child to exit', exited(child)).catch(() => child.kill('SIGKILL'));
       return { ...report!, peakRss: Math.max(report!.peakRss, hwm) };
