@@ -11,6 +11,7 @@ import { parse } from 'yaml';
 
 import { startSandbox } from '../../tools/heygen-sandbox/server.js';
 import type { AvatarStatus, Sandbox } from '../../tools/heygen-sandbox/types.js';
+import { eventually } from '../../tools/kit/eventually.js';
 
 const SPEC_PATH =
   process.env.HEYGEN_SPEC_PATH ??
@@ -239,7 +240,10 @@ describe('POST /v3/avatars/{group_id}/consent', () => {
         body: '{}',
       };
       const original = fetch(`${slow.url}${consentPath(group.id)}`, init);
-      await expect.poll(() => slow.ledger().length, { interval: 5, timeout: 2000 }).toBe(1);
+      await eventually('the original request in the ledger', () => slow.ledger().length === 1, {
+        intervalMs: 5,
+        timeoutMs: 2_000,
+      });
       const retry = await fetch(`${slow.url}${consentPath(group.id)}`, init);
       const answer = { status: retry.status, headers: retry.headers, body: await retry.json() };
       expectValid(validators.consent409, answer, 409);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { startSandbox } from '../../tools/heygen-sandbox/server.js';
 import type { AvatarGroupItem, Sandbox } from '../../tools/heygen-sandbox/types.js';
+import { eventually } from '../../tools/kit/eventually.js';
 
 const KEY = 'unit-key';
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -310,7 +311,10 @@ describe('Idempotency-Key', () => {
       const group = slow.createGroup();
       const headers = { 'idempotency-key': 'in-flight' };
       const original = slowApi<ConsentBody>('POST', consentPath(group), { body: {}, headers });
-      await expect.poll(() => slow.ledger().length, { interval: 5, timeout: 2000 }).toBe(1);
+      await eventually('the original request in the ledger', () => slow.ledger().length === 1, {
+        intervalMs: 5,
+        timeoutMs: 2_000,
+      });
       const retry = await slowApi<ErrorBody>('POST', consentPath(group), { body: {}, headers });
       expect(retry.status).toBe(409);
       expect(retry.body.error).toMatchObject({ code: 'request_in_progress', param: null });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 import { startSandbox } from '../../tools/heygen-sandbox/server.js';
 import type { Sandbox } from '../../tools/heygen-sandbox/types.js';
+import { eventually } from '../../tools/kit/eventually.js';
 
 const KEY = 'fault-key';
 const BASE_MS = 1_800_000_000_000;
@@ -256,7 +257,10 @@ describe('close()', () => {
       );
     const hanging = outcome(get(`/v3/avatars/${group.id}`, {}, doomed));
     const inFlight = outcome(get(`/v3/avatars/${group.id}/consent`, { method: 'POST', body: '{}' }, doomed));
-    await expect.poll(() => doomed.ledger().length, { interval: 5, timeout: 2000 }).toBe(3);
+    await eventually('three requests in the ledger', () => doomed.ledger().length === 3, {
+      intervalMs: 5,
+      timeoutMs: 2_000,
+    });
 
     const started = performance.now();
     await doomed.close();
