@@ -117,6 +117,8 @@ export const notifyTargetSchema = z.strictObject({
   signalName: signalNameSchema.optional(),
 });
 
+export type NotifyTarget = z.output<typeof notifyTargetSchema>;
+
 /** Defaults, documented in README ("Polling and link policy"). */
 export const DEFAULT_POLICY = {
   pollInitialInterval: '15s',
@@ -271,15 +273,68 @@ export interface ConsentStatusView {
   outcome: ConsentOutcome | null;
   consentStatus: string | null;
   avatarStatus: string | null;
+  /** Polls made by `asOf`. While a window is open, `pollWindow` tells the polls made since (`pollProgress`). */
   polls: number;
-  /** When the next poll is due (ISO-8601), as far as the workflow knows. */
+  /** When the next poll was due as of `asOf` (ISO-8601); `pollProgress` gives it for any time. */
   nextPollAt: string | null;
+  /** The open polling window's schedule (its activity's retries are the polls), or null. */
+  pollWindow: PollWindowView | null;
+  /**
+   * When the workflow last woke (ISO-8601). A query cannot read the clock: the counts above are as of
+   * this time, and the window's schedule covers what happened since.
+   */
+  asOf: string;
   lastError: ConsentError | null;
   blocked: BlockedReason | null;
   linkGeneration: number;
   linkExpiresAt: string | null;
   emailsSent: number;
   deadline: string;
+}
+
+/** A polling window's schedule: polls at `pollTimes`, then every `thenEveryMs` until `closesAt`. */
+export interface PollWindowView {
+  openedAt: string;
+  closesAt: string;
+  /** Polls before this window opened. */
+  pollsBefore: number;
+  /** The first polls of the window (ISO-8601), at most MAX_LISTED_POLL_TIMES. */
+  pollTimes: string[];
+  /** After the listed times, a poll this often (the backoff's cap), until the window closes. */
+  thenEveryMs: number;
+}
+
+export const MAX_LISTED_POLL_TIMES = 24;
+
+/**
+ * Polls made and the next poll due at `nowMs`, from a status: exact to the schedule, which Temporal
+ * keeps unless HeyGen asks for a longer wait (429) or no worker runs.
+ */
+export function pollProgress(
+  status: Pick<ConsentStatusView, 'polls' | 'nextPollAt' | 'pollWindow'>,
+  nowMs: number,
+): { polls: number; nextPollAt: string | null } {
+  const window = status.pollWindow;
+  if (!window) return { polls: status.polls, nextPollAt: status.nextPollAt };
+  const times = window.pollTimes.map((t) => Date.parse(t));
+  const closesAt = Date.parse(window.closesAt);
+  let polls = window.pollsBefore;
+  let next: number | null = null;
+  for (const at of times) {
+    if (at <= nowMs) polls += 1;
+    else {
+      next = at;
+      break;
+    }
+  }
+  const last = times.at(-1);
+  if (next === null && last !== undefined && window.thenEveryMs > 0) {
+    const more = Math.max(0, Math.floor((Math.min(nowMs, closesAt) - last) / window.thenEveryMs));
+    polls += more;
+    const candidate = last + (more + 1) * window.thenEveryMs;
+    next = candidate <= closesAt ? candidate : null;
+  }
+  return { polls, nextPollAt: next === null ? null : new Date(next).toISOString() };
 }
 
 export const resendEmailInputSchema = z

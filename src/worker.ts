@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
-import { createActivities, heygenActivitiesOf } from './activities/index.js';
+import { createActivities, createHeyGenActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
 import { heygenTaskQueueFor } from './contract.js';
 import type { ActivityDependencies } from './activities/index.js';
@@ -61,7 +61,7 @@ export class ConsentWorker {
     const heygen = await Worker.create({
       ...shared,
       taskQueue: heygenTaskQueueFor(options.taskQueue),
-      activities: heygenActivitiesOf(activities),
+      activities: createHeyGenActivities(options.dependencies),
       ...(options.heygenMaxRps ? { maxTaskQueueActivitiesPerSecond: options.heygenMaxRps } : {}),
     });
     return new ConsentWorker([main, heygen]);

@@ -97,7 +97,8 @@ function rerouteUrlFor(
   }
 }
 
-export function createActivities({ heygen, mailer, messageIdDomain, returnLinks }: ActivityDependencies) {
+/** The activities that call HeyGen: the HeyGen task queue's worker registers exactly these. */
+export function createHeyGenActivities({ heygen, returnLinks }: Pick<ActivityDependencies, 'heygen' | 'returnLinks'>) {
   return {
     async lookupAvatarGroup(groupId: string): Promise<GroupSnapshot> {
       const { attempt } = activityInfo();
@@ -127,42 +128,6 @@ export function createActivities({ heygen, mailer, messageIdDomain, returnLinks 
       } catch (err) {
         const failure = toActivityFailure(err, attempt);
         log.warn('consent request failed', {
-          groupId: input.groupId,
-          type: failure.type,
-          attempt,
-          error: failure.message,
-        });
-        throw failure;
-      }
-    },
-
-    async sendConsentEmail(input: SendConsentEmailInput): Promise<SentEmail> {
-      const { attempt } = activityInfo();
-      const email: ConsentEmail = {
-        to: input.to,
-        avatarName: input.avatarName,
-        groupId: input.groupId,
-        consentUrl: input.consentUrl,
-        expiresAt: input.expiresAt,
-        messageId: `<${input.messageKey}@${messageIdDomain}>`,
-        generation: input.generation,
-        reminder: input.reminder,
-      };
-      try {
-        const sent = await mailer.sendConsentEmail(email);
-        metricMeter
-          .createCounter('avatar_consent_emails_sent', '1', 'Consent emails accepted by SMTP')
-          .add(1);
-        log.info('consent email sent', {
-          groupId: input.groupId,
-          messageId: sent.messageId,
-          generation: input.generation,
-        });
-        return { messageId: sent.messageId };
-      } catch (err) {
-        // SMTP replies often quote the address: keep it out of the (unencrypted) failure.
-        const failure = toActivityFailure(err, attempt, {}, scrubbing([input.to.email, input.to.name]));
-        log.warn('consent email failed', {
           groupId: input.groupId,
           type: failure.type,
           attempt,
@@ -202,19 +167,52 @@ export function createActivities({ heygen, mailer, messageIdDomain, returnLinks 
   };
 }
 
-export type ConsentActivities = ReturnType<typeof createActivities>;
+/** The email activity: it runs on the workflow's own task queue. */
+export function createEmailActivities({ mailer, messageIdDomain }: Pick<ActivityDependencies, 'mailer' | 'messageIdDomain'>) {
+  return {
+    async sendConsentEmail(input: SendConsentEmailInput): Promise<SentEmail> {
+      const { attempt } = activityInfo();
+      const email: ConsentEmail = {
+        to: input.to,
+        avatarName: input.avatarName,
+        groupId: input.groupId,
+        consentUrl: input.consentUrl,
+        expiresAt: input.expiresAt,
+        messageId: `<${input.messageKey}@${messageIdDomain}>`,
+        generation: input.generation,
+        reminder: input.reminder,
+      };
+      try {
+        const sent = await mailer.sendConsentEmail(email);
+        metricMeter
+          .createCounter('avatar_consent_emails_sent', '1', 'Consent emails accepted by SMTP')
+          .add(1);
+        log.info('consent email sent', {
+          groupId: input.groupId,
+          messageId: sent.messageId,
+          generation: input.generation,
+        });
+        return { messageId: sent.messageId };
+      } catch (err) {
+        // SMTP replies often quote the address: keep it out of the (unencrypted) failure.
+        const failure = toActivityFailure(err, attempt, {}, scrubbing([input.to.email, input.to.name]));
+        log.warn('consent email failed', {
+          groupId: input.groupId,
+          type: failure.type,
+          attempt,
+          error: failure.message,
+        });
+        throw failure;
+      }
+    },
+  };
+}
 
-/** The activities that call HeyGen: they run on the HeyGen task queue (one shared rate cap). */
-export const HEYGEN_ACTIVITY_NAMES = [
-  'lookupAvatarGroup',
-  'requestConsentLink',
-  'pollConsentStatus',
-] as const;
+export type HeyGenActivities = ReturnType<typeof createHeyGenActivities>;
+export type EmailActivities = ReturnType<typeof createEmailActivities>;
+export type ConsentActivities = HeyGenActivities & EmailActivities;
 
-export function heygenActivitiesOf(
-  activities: ConsentActivities,
-): Pick<ConsentActivities, (typeof HEYGEN_ACTIVITY_NAMES)[number]> {
-  return Object.fromEntries(
-    HEYGEN_ACTIVITY_NAMES.map((name) => [name, activities[name].bind(activities)]),
-  ) as Pick<ConsentActivities, (typeof HEYGEN_ACTIVITY_NAMES)[number]>;
+/** Every consent activity, for the workflow's task queue (it also serves HeyGen calls scheduled there before the HeyGen queue existed). */
+export function createActivities(deps: ActivityDependencies): ConsentActivities {
+  return { ...createHeyGenActivities(deps), ...createEmailActivities(deps) };
 }

@@ -5,11 +5,11 @@
 import { sleep } from '@temporalio/workflow';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
 import { avatarConsentWorkflow as current } from '../../src/workflows/avatar-consent.js';
-import type { ContinuedState } from '../../src/workflows/avatar-consent.js';
+import type { CarriedState } from '../../src/workflows/consent-state.js';
 
 export async function avatarConsentWorkflow(
   input: AvatarConsentInput,
-  carried?: ContinuedState,
+  carried?: CarriedState,
 ): Promise<AvatarConsentResult> {
   await sleep('1s');
   return current(input, carried);

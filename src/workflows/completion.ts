@@ -1,0 +1,55 @@
+/** The end of a consent: the typed result, and the completion signal to whoever asked. */
+import { getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
+import { DEFAULT_COMPLETION_SIGNAL } from '../contract.js';
+import type { AvatarConsentResult, CompletionNotice, NotifyTarget } from '../contract.js';
+import type { ConsentEnd, ConsentState } from './consent-state.js';
+
+export function resultOf(groupId: string, state: ConsentState, end: ConsentEnd): AvatarConsentResult {
+  return {
+    outcome: end.outcome,
+    groupId,
+    consentStatus: state.consentStatus,
+    avatarStatus: state.avatarStatus,
+    consentUrl: state.consentUrl,
+    ...(end.outcome === 'approved'
+      ? { approvedAt: new Date(state.approvedAtMs ?? Date.now()).toISOString() }
+      : {}),
+    ...(end.error ? { error: end.error } : {}),
+    polls: state.polls,
+    emailsSent: state.emailsSent,
+    linkGeneration: state.generation,
+  };
+}
+
+/**
+ * Signals the caller: the `notify` target, else the parent workflow, else nobody. A caller that is
+ * gone (finished, or never existed) is recorded in the notice; the consent still ends normally.
+ */
+export async function notifyCaller(
+  groupId: string,
+  notify: NotifyTarget | undefined,
+  result: AvatarConsentResult,
+): Promise<CompletionNotice | undefined> {
+  const parent = workflowInfo().parent;
+  const target = notify ?? (parent ? { workflowId: parent.workflowId, runId: parent.runId } : undefined);
+  if (!target) return undefined;
+  const signalName = notify?.signalName ?? DEFAULT_COMPLETION_SIGNAL;
+  const notice: CompletionNotice = {
+    workflowId: target.workflowId,
+    ...(target.runId ? { runId: target.runId } : {}),
+    signalName,
+    delivered: false,
+  };
+  try {
+    await getExternalWorkflowHandle(target.workflowId, target.runId).signal(signalName, result);
+    notice.delivered = true;
+  } catch (err) {
+    notice.reason = err instanceof Error ? err.message : String(err);
+    log.warn('completion signal not delivered', {
+      groupId,
+      target: target.workflowId,
+      reason: notice.reason,
+    });
+  }
+  return notice;
+}
