@@ -24,7 +24,7 @@ import { createSmtpMailer } from '../../src/email/index.js';
 import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
 import { checkNowSender } from '../../src/gateway/main.js';
 import { HeyGenClient, RateGate } from '../../src/heygen/index.js';
-import { startSandbox } from '../../tools/heygen-sandbox/index.js';
+import { consentLinkIn, startSandbox } from '../../tools/heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { AvatarConsentHandle } from '../../src/starter.js';
 import { createConsentWorker } from '../../src/worker.js';
@@ -107,7 +107,7 @@ function consentPosts(groupId: string) {
 
 /** What a person does: open the link from the email, press "I agree". */
 async function approveFromEmail(text: string): Promise<string> {
-  const link = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/.exec(text)?.[0];
+  const link = consentLinkIn(text);
   expect(link, 'the email contains the consent link').toBeTruthy();
   const page = await fetch(link!);
   expect(page.status).toBe(200);
@@ -426,7 +426,7 @@ describe('consent-return gateway', () => {
           { taskQueue },
         );
         const [mail] = await smtp.waitForMessages(1, { to: email });
-        const link = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/.exec(mail!.text)![0];
+        const link = consentLinkIn(mail!.text)!;
         const agreed = await fetch(`${link}/agree`, { method: 'POST', redirect: 'manual' });
         expect(agreed.status).toBe(303);
         const returnUrl = agreed.headers.get('location')!;

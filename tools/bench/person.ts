@@ -3,9 +3,9 @@
  * their drawn time, presses "I agree" on the sandbox's consent page, and (when their flow says so)
  * lets the browser follow the page's redirect to the consent-return gateway.
  */
+import { consentLinkIn } from '../heygen-sandbox/index.js';
 import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 
-const CONSENT_LINK = /https?:\/\/\S+\/consent\/[A-Za-z0-9_-]+/;
 const INBOX_POLL_MS = 20;
 
 export interface Person {
@@ -60,7 +60,7 @@ export class People {
       for (const to of mail.to) {
         const person = this.#byEmail.get(to.toLowerCase());
         if (!person) continue;
-        const link = CONSENT_LINK.exec(mail.text)?.[0];
+        const link = consentLinkIn(mail.text);
         if (!link) continue;
         person.emails += 1;
         person.latestLink = link;

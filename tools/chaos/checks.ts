@@ -4,6 +4,7 @@
  * orchestration so each can be read (and tested) on its own.
  */
 import type { AvatarConsentResult } from '../../src/contract.js';
+import { consentLinkIn } from '../heygen-sandbox/index.js';
 import type { ConsentRecord, LedgerEntry } from '../heygen-sandbox/index.js';
 import type { ReceivedMail } from '../kit/smtp-catcher.js';
 import type { Fate } from './plan.js';
@@ -30,11 +31,6 @@ export interface GroupFinal {
 }
 
 const CONSENT_PATH = /^\/v3\/avatars\/([^/]+)\/consent$/;
-const LINK_PATTERN = /https?:\/\/[^\s"'<>]+\/consent\/[A-Za-z0-9_-]+/;
-
-export function consentLinkIn(text: string): string | null {
-  return LINK_PATTERN.exec(text)?.[0] ?? null;
-}
 
 function list(items: string[], max = 8): string {
   return items.length <= max
@@ -384,4 +380,8 @@ export function percentile(values: readonly number[], p: number): number | null 
   const sorted = [...values].sort((a, b) => a - b);
   const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[index]!;
+}
+
+export function sum(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }
