@@ -98,6 +98,11 @@ export default tseslint.config(
                 '../gateway/*',
                 '../config/*',
                 '!../config/timeouts.js',
+                // zod is loaded once per cached workflow (~0.8 MB each): the schemas stay in the worker.
+                '../contract/index.js',
+                '../contract/schemas.js',
+                '../rules/input.js',
+                'zod',
                 '../worker.js',
                 '../starter.js',
                 '../logging.js',

@@ -16,8 +16,8 @@ import {
   parseAvatarConsentInput,
   statusQuery,
   workflowIdForGroup,
-} from './contract.js';
-import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from './contract.js';
+} from './contract/index.js';
+import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from './contract/index.js';
 import { dataConverterFor, loadCodecKeysFromEnv } from './codec/index.js';
 import { temporalConnectionFromEnv } from './temporal-connection.js';
 import type { avatarConsentWorkflow } from './workflows/avatar-consent.js';

@@ -9,7 +9,7 @@ import type { DataConverter } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities, createHeyGenActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
-import { heygenTaskQueueFor } from './contract.js';
+import { heygenTaskQueueFor } from './contract/index.js';
 import type { ActivityDependencies } from './activities/index.js';
 import { emailDomain, loadWorkerConfig, redactConfig, secretsOf } from './config/worker-config.js';
 import type { WorkerConfig } from './config/worker-config.js';

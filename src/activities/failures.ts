@@ -3,7 +3,7 @@
  * lives in `src/heygen/failures.ts`; this only decides how Temporal should retry each kind.
  */
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
-import type { BlockedReason } from '../contract.js';
+import type { BlockedReason } from '../contract/index.js';
 import { HeyGenError } from '../heygen/index.js';
 import { MailError } from '../email/index.js';
 import { FailureType } from './types.js';

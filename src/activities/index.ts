@@ -10,6 +10,8 @@ import type { ReturnLinkConfig } from '../gateway/tokens.js';
 import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
 import { HeyGenError } from '../heygen/index.js';
 import { consentDecision, isKnownConsentStatus } from '../rules/consent-decision.js';
+import { createInputActivities } from './check-input.js';
+import type { InputActivities } from './check-input.js';
 import { consentPending, scrubbing, toActivityFailure } from './failures.js';
 import type {
   ConsentLink,
@@ -98,7 +100,10 @@ function rerouteUrlFor(
 }
 
 /** The activities that call HeyGen: the HeyGen task queue's worker registers exactly these. */
-export function createHeyGenActivities({ heygen, returnLinks }: Pick<ActivityDependencies, 'heygen' | 'returnLinks'>) {
+export function createHeyGenActivities({
+  heygen,
+  returnLinks,
+}: Pick<ActivityDependencies, 'heygen' | 'returnLinks'>) {
   return {
     async lookupAvatarGroup(groupId: string): Promise<GroupSnapshot> {
       const { attempt } = activityInfo();
@@ -168,7 +173,10 @@ export function createHeyGenActivities({ heygen, returnLinks }: Pick<ActivityDep
 }
 
 /** The email activity: it runs on the workflow's own task queue. */
-export function createEmailActivities({ mailer, messageIdDomain }: Pick<ActivityDependencies, 'mailer' | 'messageIdDomain'>) {
+export function createEmailActivities({
+  mailer,
+  messageIdDomain,
+}: Pick<ActivityDependencies, 'mailer' | 'messageIdDomain'>) {
   return {
     async sendConsentEmail(input: SendConsentEmailInput): Promise<SentEmail> {
       const { attempt } = activityInfo();
@@ -210,9 +218,13 @@ export function createEmailActivities({ mailer, messageIdDomain }: Pick<Activity
 
 export type HeyGenActivities = ReturnType<typeof createHeyGenActivities>;
 export type EmailActivities = ReturnType<typeof createEmailActivities>;
-export type ConsentActivities = HeyGenActivities & EmailActivities;
+export type ConsentActivities = HeyGenActivities & EmailActivities & InputActivities;
+export type { InputActivities };
 
-/** Every consent activity, for the workflow's task queue (it also serves HeyGen calls scheduled there before the HeyGen queue existed). */
+/**
+ * Every consent activity, for the workflow's task queue: the email, the input check (a local
+ * activity), and the HeyGen calls scheduled there before the HeyGen queue existed.
+ */
 export function createActivities(deps: ActivityDependencies): ConsentActivities {
-  return { ...createHeyGenActivities(deps), ...createEmailActivities(deps) };
+  return { ...createHeyGenActivities(deps), ...createEmailActivities(deps), ...createInputActivities() };
 }

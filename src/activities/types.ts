@@ -1,5 +1,5 @@
 /** Inputs and outputs of the consent activities: plain data, shared by the activities and (as types) the workflow. */
-import type { BlockedReason } from '../contract.js';
+import type { BlockedReason } from '../contract/index.js';
 import type { ApiError } from '../rules/api-error.js';
 import type { GroupSnapshot } from '../rules/consent-decision.js';
 

@@ -3,7 +3,7 @@
  * (the HeyGen key, the SMTP password) are redacted whenever the config is printed.
  */
 import { z } from 'zod';
-import { DEFAULT_TASK_QUEUE } from '../contract.js';
+import { DEFAULT_TASK_QUEUE } from '../contract/index.js';
 import { CodecConfigError, describeKeyring, loadCodecKeysFromEnv } from '../codec/keys.js';
 import type { CodecKeyring } from '../codec/keys.js';
 import { GatewayConfigError, loadReturnLinkConfig } from '../gateway/tokens.js';

@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporalConnectionFromEnv } from '../temporal-connection.js';
 import { z } from 'zod';
 import { envVar, formatIssues, portVar } from '../config/env.js';
-import { checkNowSignal } from '../contract.js';
+import { checkNowSignal } from '../contract/index.js';
 import { rerouteUrlSchema } from '../rules/input.js';
 import { DEFAULT_RATE_LIMIT, jsonLineLogger, startGateway } from './server.js';
 import type { CheckNowSender } from './server.js';

@@ -29,7 +29,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
 import { z } from 'zod';
 import { envVar, formatIssues } from '../config/env.js';
-import { parseDuration } from '../contract.js';
+import { parseDuration } from '../contract/index.js';
 import { isLocalHostname, rerouteUrlSchema } from '../rules/input.js';
 import { duplicatePositions, isRepeatedPattern, REPEATED_PATTERN_RULE } from '../weak-secrets.js';
 

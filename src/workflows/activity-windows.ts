@@ -20,7 +20,7 @@ import type { EmailActivities, HeyGenActivities } from '../activities/index.js';
 import { FailureType } from '../activities/types.js';
 import type { AttemptDetails } from '../activities/types.js';
 import { EMAIL_ATTEMPT_TIMEOUT_MS, HEYGEN_ATTEMPT_TIMEOUT_MS } from '../config/timeouts.js';
-import { heygenTaskQueueFor } from '../contract.js';
+import { heygenTaskQueueFor } from '../contract/definitions.js';
 import { STEP_MAX_RETRY_INTERVAL_MS, STEP_WINDOW_MS } from '../config/timeouts.js';
 import type { GroupSnapshot } from '../rules/consent-decision.js';
 import { clearTrouble, takeStock } from './consent-state.js';

@@ -19,17 +19,21 @@ import {
   isCancellation,
   log,
   metricMeter,
+  patched,
+  proxyLocalActivities,
   workflowInfo,
 } from '@temporalio/workflow';
-import { InvalidInputError, parseAvatarConsentInput, resolvePolicy } from '../contract.js';
+import type { InputActivities } from '../activities/index.js';
+import { resolvePolicy, trustedInput } from '../contract/definitions.js';
 import type {
   AvatarConsentInput,
   AvatarConsentResult,
+  CheckedInput,
   ConsentPhase,
   ParsedAvatarConsentInput,
   ResendEmailResult,
   ResolvedPolicy,
-} from '../contract.js';
+} from '../contract/index.js';
 import { consentDecision } from '../rules/consent-decision.js';
 import type { GroupSnapshot } from '../rules/consent-decision.js';
 import {
@@ -41,7 +45,7 @@ import {
   stopReason,
 } from './activity-windows.js';
 import type { StepResult, WindowContext } from './activity-windows.js';
-import { notifyCaller, resultOf } from './completion.js';
+import { endWithInvalidInput, notifyCaller, resultOf } from './completion.js';
 import { absorbGroup, resumeState, startState } from './consent-state.js';
 import type { CarriedState, ConsentEnd } from './consent-state.js';
 import { Controls } from './controls.js';
@@ -51,24 +55,24 @@ import { StatusBoard } from './status.js';
 
 /** Continue-as-new well before Temporal's history limits. */
 const HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000;
+/** Since this change the worker checks a new run's input (a local activity), so zod stays out of workflow code. */
+const CHECK_INPUT_IN_WORKER = 'check-input-in-worker';
 
 /**
- * The avatar consent workflow. `input` is the public JSON contract (validated here too: services in
+ * The avatar consent workflow. `input` is the public JSON contract (checked here too: services in
  * other languages start it by name); `carried` is internal, for continue-as-new.
  */
 export async function avatarConsentWorkflow(
   input: AvatarConsentInput,
   carried?: CarriedState,
 ): Promise<AvatarConsentResult> {
-  let request: ParsedAvatarConsentInput;
-  try {
-    request = parseAvatarConsentInput(input);
-  } catch (err) {
-    if (err instanceof InvalidInputError)
-      throw ApplicationFailure.nonRetryable(err.message, 'InvalidWorkflowInput');
-    throw err;
-  }
-  return new Consent(request, input, carried).run();
+  // A continued run's input passed the check when its consent started.
+  const checked: CheckedInput =
+    carried !== undefined || !patched(CHECK_INPUT_IN_WORKER)
+      ? { ok: true, input: trustedInput(input) }
+      : await proxyLocalActivities<InputActivities>({ startToCloseTimeout: '10s' }).checkConsentInput(input);
+  if (!checked.ok) return endWithInvalidInput(checked);
+  return new Consent(checked.input, input, carried).run();
 }
 
 class Consent {

@@ -1,7 +1,7 @@
 /** The end of a consent: the typed result, and the completion signal to whoever asked. */
-import { getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
-import { DEFAULT_COMPLETION_SIGNAL } from '../contract.js';
-import type { AvatarConsentResult, CompletionNotice, NotifyTarget } from '../contract.js';
+import { ApplicationFailure, getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
+import { DEFAULT_COMPLETION_SIGNAL, describeFieldIssues } from '../contract/definitions.js';
+import type { AvatarConsentResult, CheckedInput, CompletionNotice, NotifyTarget } from '../contract/index.js';
 import type { ConsentEnd, ConsentState } from './consent-state.js';
 
 export function resultOf(groupId: string, state: ConsentState, end: ConsentEnd): AvatarConsentResult {
@@ -52,4 +52,32 @@ export async function notifyCaller(
     });
   }
   return notice;
+}
+
+/**
+ * Bad input ends the consent at once, with outcome `invalid_input` and every bad field, and the
+ * caller is told like for any other outcome. Only when the notify target itself is invalid is there
+ * nobody to tell: then the workflow fails (InvalidWorkflowInput), naming the fields.
+ */
+export async function endWithInvalidInput(
+  checked: Extract<CheckedInput, { ok: false }>,
+): Promise<AvatarConsentResult> {
+  const message = `Invalid avatarConsentWorkflow input: ${describeFieldIssues(checked.fields)}`;
+  if (checked.notifyInvalid) throw ApplicationFailure.nonRetryable(message, 'InvalidWorkflowInput');
+  const groupId = checked.groupId ?? '';
+  const result: AvatarConsentResult = {
+    outcome: 'invalid_input',
+    groupId,
+    consentStatus: null,
+    avatarStatus: null,
+    consentUrl: null,
+    error: { code: 'invalid_input', message, fields: checked.fields },
+    polls: 0,
+    emailsSent: 0,
+    linkGeneration: 0,
+  };
+  log.warn('avatar consent input refused', { groupId, fields: checked.fields.map((field) => field.path) });
+  const notice = await notifyCaller(groupId, checked.notify ?? undefined, result);
+  if (notice) result.notification = notice;
+  return result;
 }

@@ -10,7 +10,7 @@ import type {
   ConsentOutcome,
   ConsentPhase,
   ResolvedPolicy,
-} from '../contract.js';
+} from '../contract/index.js';
 import type { GroupSnapshot } from '../rules/consent-decision.js';
 
 export interface ConsentState {

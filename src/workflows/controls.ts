@@ -3,12 +3,12 @@ import { setHandler } from '@temporalio/workflow';
 import {
   cancelSignal,
   checkNowSignal,
-  resendEmailInputSchema,
+  describeFieldIssues,
+  resendEmailInputProblems,
   resendEmailUpdate,
   statusQuery,
-} from '../contract.js';
-import type { ResendEmailInput, ResendEmailResult } from '../contract.js';
-import { formatIssues } from '../rules/issues.js';
+} from '../contract/definitions.js';
+import type { ResendEmailInput, ResendEmailResult } from '../contract/index.js';
 import type { ConsentState } from './consent-state.js';
 import type { StatusBoard } from './status.js';
 
@@ -34,18 +34,15 @@ export class Controls {
     setHandler(cancelSignal, (input) => {
       this.cancel = { reason: input?.reason };
     });
-    setHandler(
-      resendEmailUpdate,
-      (raw: ResendEmailInput) => resend(resendEmailInputSchema.parse(raw)?.reason),
-      {
-        validator: (raw: ResendEmailInput) => {
-          const parsed = resendEmailInputSchema.safeParse(raw);
-          if (!parsed.success) throw new Error(`Invalid resendEmail input: ${formatIssues(parsed.error)}`);
-          if (state.outcome !== null) throw new Error(`The consent has already ended (${state.outcome})`);
-          if (state.consentUrl === null)
-            throw new Error('No consent link yet: the first email has not been sent');
-        },
+    setHandler(resendEmailUpdate, (raw: ResendEmailInput) => resend(raw?.reason ?? undefined), {
+      validator: (raw: ResendEmailInput) => {
+        const problems = resendEmailInputProblems(raw);
+        if (problems.length > 0)
+          throw new Error(`Invalid resendEmail input: ${describeFieldIssues(problems)}`);
+        if (state.outcome !== null) throw new Error(`The consent has already ended (${state.outcome})`);
+        if (state.consentUrl === null)
+          throw new Error('No consent link yet: the first email has not been sent');
       },
-    );
+    });
   }
 }

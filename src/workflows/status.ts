@@ -10,8 +10,8 @@ import {
   ConsentPhaseAttribute,
   MAX_LISTED_POLL_TIMES,
   formatDuration,
-} from '../contract.js';
-import type { ConsentStatusView, PollWindowView, ResolvedPolicy } from '../contract.js';
+} from '../contract/definitions.js';
+import type { ConsentStatusView, PollWindowView, ResolvedPolicy } from '../contract/index.js';
 import { escapeMarkdown } from '../rules/markdown.js';
 import type { ConsentState } from './consent-state.js';
 import { pollOffsetsWithin } from './polling.js';

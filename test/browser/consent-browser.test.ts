@@ -10,7 +10,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { workflowIdForGroup } from '../../src/contract.js';
+import { workflowIdForGroup } from '../../src/contract/index.js';
 import { startWebInbox } from '../../tools/dev/web-inbox.js';
 import type { WebInbox } from '../../tools/dev/web-inbox.js';
 import { createSmtpMailer } from '../../src/email/index.js';

@@ -18,8 +18,8 @@ import {
   checkNowSignal,
   statusQuery,
   workflowIdForGroup,
-} from '../../src/contract.js';
-import type { AvatarConsentInput, ConsentStatusView } from '../../src/contract.js';
+} from '../../src/contract/index.js';
+import type { AvatarConsentInput, ConsentStatusView } from '../../src/contract/index.js';
 import { createSmtpMailer } from '../../src/email/index.js';
 import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
 import { checkNowSender } from '../../src/gateway/main.js';

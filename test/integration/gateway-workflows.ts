@@ -1,6 +1,6 @@
 /** A workflow that exists only for the gateway tests: counts `checkNow` signals until told to finish. */
 import { condition, defineQuery, defineSignal, setHandler } from '@temporalio/workflow';
-import { checkNowSignal } from '../../src/contract.js';
+import { checkNowSignal } from '../../src/contract/index.js';
 
 export const checkNowCountQuery = defineQuery<number>('checkNowCount');
 export const finishSignal = defineSignal('finish');

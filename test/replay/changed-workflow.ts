@@ -3,7 +3,7 @@
  * might make it without patched(): replaying old histories through it must fail.
  */
 import { sleep } from '@temporalio/workflow';
-import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
+import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
 import { avatarConsentWorkflow as current } from '../../src/workflows/avatar-consent.js';
 import type { CarriedState } from '../../src/workflows/consent-state.js';
 

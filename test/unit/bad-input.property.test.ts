@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadWorkerConfig } from '../../src/config/worker-config.js';
-import { InvalidInputError, parseAvatarConsentInput } from '../../src/contract.js';
+import { InvalidInputError, parseAvatarConsentInput } from '../../src/contract/index.js';
 import { HeyGenClient, HeyGenError } from '../../src/heygen/index.js';
 import { startFakeHttpServer } from '../helpers/fake-http-server.js';
 import type { FakeHttpServer } from '../helpers/fake-http-server.js';

@@ -10,7 +10,7 @@ import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadWorkerConfig, workerEnvSchema } from '../../src/config/worker-config.js';
-import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
+import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract/index.js';
 import { sandboxEnvSchema } from '../../tools/heygen-sandbox/env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));

@@ -7,7 +7,7 @@ import {
   parseDuration,
   resolvePolicy,
   workflowIdForGroup,
-} from '../../src/contract.js';
+} from '../../src/contract/index.js';
 
 const valid = { groupId: 'ag_123', recipient: { email: 'ada@example.com', name: 'Ada Lovelace' } };
 

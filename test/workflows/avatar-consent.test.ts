@@ -14,8 +14,8 @@ import {
   resendEmailUpdate,
   statusQuery,
   workflowIdForGroup,
-} from '../../src/contract.js';
-import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract.js';
+} from '../../src/contract/index.js';
+import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract/index.js';
 import { MailError } from '../../src/email/index.js';
 import { createConsentWorker } from '../../src/worker.js';
 import { FakeHeyGen } from '../../tools/kit/fake-heygen.js';
@@ -388,19 +388,45 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(result.consentUrl).toMatch(/^https:\/\/consent\.example\//);
   });
 
-  it('rejects bad input by name, in the workflow too (callers in other languages skip the starter)', async () => {
+  it('ends bad input with invalid_input naming every field, and still tells the caller', async () => {
+    const { result, received } = await withWorker(async (taskQueue) => {
+      const callerHandle = await env.client.workflow.start(callerWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('caller'),
+      });
+      const consent = await env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('bad-input'),
+        args: [
+          {
+            groupId: 'ag/../x',
+            recipient: { email: 'not-an-address' },
+            notify: { workflowId: callerHandle.workflowId },
+          },
+        ],
+      });
+      return { result: consent, received: await callerHandle.result() };
+    });
+    expect(result).toMatchObject({ outcome: 'invalid_input', groupId: '', emailsSent: 0, polls: 0 });
+    expect(result.error?.fields?.map((f) => f.path)).toEqual(['groupId', 'recipient.email']);
+    expect(result.error?.message).toMatch(/groupId: must be 1-128 characters/);
+    expect(result.error?.message).toMatch(/recipient\.email: must be a plain email address/);
+    expect(result.notification).toMatchObject({ delivered: true });
+    const { notification: _notification, ...signalled } = result;
+    expect(received).toEqual(signalled);
+  });
+
+  it('fails without signalling when the notify target itself is invalid (there is nobody to tell)', async () => {
     const err: unknown = await withWorker((taskQueue) =>
       env.client.workflow
         .execute(avatarConsentWorkflow, {
           taskQueue,
-          workflowId: uniqueName('bad-input'),
-          args: [{ groupId: 'ag/../x', recipient: { email: 'not-an-address' } }],
+          workflowId: uniqueName('bad-notify'),
+          args: [{ groupId: 'ag_1', recipient: { email: 'a@example.com' }, notify: { workflowId: '' } }],
         })
         .catch((e: unknown) => e),
     );
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const message = (err as WorkflowFailedError).cause?.message ?? '';
-    expect(message).toMatch(/groupId: must be 1-128 characters/);
-    expect(message).toMatch(/recipient\.email: must be a plain email address/);
+    expect((err as WorkflowFailedError).cause?.message).toMatch(/notify\.workflowId: must not be empty/);
   });
 });

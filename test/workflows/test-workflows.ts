@@ -1,7 +1,7 @@
 /** Workflows that exist only in tests: a caller that waits for the completion signal, and a parent. */
 import { condition, defineQuery, setHandler, startChild } from '@temporalio/workflow';
-import { avatarConsentCompletedSignal } from '../../src/contract.js';
-import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
+import { avatarConsentCompletedSignal } from '../../src/contract/index.js';
+import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
 import { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
 
 export { avatarConsentWorkflow };

@@ -10,8 +10,8 @@
  * are: no continue-as-new, no link refresh, no Retry-After handling beyond what the client does.
  */
 import { getExternalWorkflowHandle, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
-import { avatarConsentCompletedSignal } from '../../src/contract.js';
-import type { AvatarConsentResult, ConsentOutcome } from '../../src/contract.js';
+import { avatarConsentCompletedSignal } from '../../src/contract/index.js';
+import type { AvatarConsentResult, ConsentOutcome } from '../../src/contract/index.js';
 import type { GroupSnapshot } from '../../src/activities/types.js';
 import type { BaselineActivities } from './baseline-activities.js';
 

@@ -3,8 +3,8 @@
  * got. The time of its WorkflowExecutionSignaled event is when "the caller received" the result.
  */
 import { condition, setHandler } from '@temporalio/workflow';
-import { avatarConsentCompletedSignal } from '../../src/contract.js';
-import type { AvatarConsentResult } from '../../src/contract.js';
+import { avatarConsentCompletedSignal } from '../../src/contract/index.js';
+import type { AvatarConsentResult } from '../../src/contract/index.js';
 
 export async function benchCallerWorkflow(): Promise<AvatarConsentResult> {
   let received: AvatarConsentResult | undefined;

@@ -5,8 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
-import { DEFAULT_COMPLETION_SIGNAL } from '../../src/contract.js';
+import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
+import { DEFAULT_COMPLETION_SIGNAL } from '../../src/contract/index.js';
 import type { Gateway } from '../../src/gateway/index.js';
 import { startSandbox } from '../heygen-sandbox/index.js';
 import { startAvatarConsent } from '../../src/starter.js';

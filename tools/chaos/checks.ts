@@ -3,7 +3,7 @@
  * consents, the SMTP server's messages, and each workflow's result and history. Kept apart from the
  * orchestration so each can be read (and tested) on its own.
  */
-import type { AvatarConsentResult } from '../../src/contract.js';
+import type { AvatarConsentResult } from '../../src/contract/index.js';
 import { consentLinkIn } from '../heygen-sandbox/index.js';
 import type { ConsentRecord, LedgerEntry } from '../heygen-sandbox/index.js';
 import type { ReceivedMail } from '../kit/smtp-catcher.js';

@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { parseDuration } from '../../src/contract.js';
+import { parseDuration } from '../../src/contract/index.js';
 import { isEntryPoint, runCli } from '../kit/cli.js';
 import { formatReport, writeReport } from './report.js';
 import { runChaos } from './run.js';

@@ -2,7 +2,7 @@
  * What a chaos run does, decided up front from the seed: which group meets which fate, when each
  * person approves, and when each fault strikes. Times are ms after the first HeyGen request.
  */
-import type { ConsentOutcome } from '../../src/contract.js';
+import type { ConsentOutcome } from '../../src/contract/index.js';
 import type { Random } from './random.js';
 
 export type Fate =

@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 
 import { Client, Connection } from '@temporalio/client';
 
-import { workflowIdForGroup } from '../../src/contract.js';
-import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract.js';
+import { workflowIdForGroup } from '../../src/contract/index.js';
+import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
 import { startAvatarConsent } from '../../src/starter.js';
 import type { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
 import { startSandbox } from '../heygen-sandbox/index.js';

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { envVar, parseEnv } from '../../src/config/env.js';
-import { DEFAULT_TASK_QUEUE, isSuccessfulOutcome } from '../../src/contract.js';
+import { DEFAULT_TASK_QUEUE, isSuccessfulOutcome } from '../../src/contract/index.js';
 import { startAvatarConsent, waitWithProgress } from '../../src/starter.js';
 import { isEntryPoint, runCli } from '../kit/cli.js';
 import { DEV_HOST, DEV_NAMESPACE, devPortsFromEnv } from './settings.js';

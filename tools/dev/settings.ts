@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { envVar, parseEnv, portVar, withoutBlanks } from '../../src/config/env.js';
-import { DEFAULT_TASK_QUEUE } from '../../src/contract.js';
+import { DEFAULT_TASK_QUEUE } from '../../src/contract/index.js';
 import { DEFAULT_API_KEY } from '../heygen-sandbox/index.js';
 import { DEV_SERVER_NAMESPACE } from '../kit/temporal-server.js';
 

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Connection } from '@temporalio/client';
-import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract.js';
+import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract/index.js';
 import { endProcess, exited, isRunning, keepLines } from './child-process.js';
 import type { Exit } from './child-process.js';
 import { eventually } from './eventually.js';

@@ -1,25 +1,22 @@
 /**
- * The public contract of avatar-consent: names, input and result schemas, signals, queries and updates.
+ * The public contract of avatar-consent, the part workflow code may load: names, search attributes,
+ * durations, the policy, results, status, signals, queries and updates. Backend services in other
+ * languages start the workflow by these names with JSON, so everything here is a compatibility promise.
  *
- * Workflows, the starter and callers all import this module, and backend services in other
- * languages start the workflow by these names with JSON, so everything here is a compatibility
- * promise. It must stay deterministic (it is bundled into workflow code): no I/O, no Node built-ins.
+ * No zod here, on purpose: workflow code is evaluated once per cached workflow, and zod's module
+ * state cost about 0.8 MB per waiting consent (docs/benchmark.md). The input schemas are in
+ * ./schemas.ts, which the worker, the starter and the tools use; ./index.ts exports both.
  */
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { z } from 'zod';
-import type { ApiError } from './rules/api-error.js';
-import {
-  auditReasonSchema,
-  consentTextSchema,
-  emailAddressSchema,
-  groupIdSchema,
-  personNameSchema,
-  rerouteUrlSchema,
-  signalNameSchema,
-  workflowIdSchema,
-} from './rules/input.js';
-import { formatIssues } from './rules/issues.js';
+import type { ApiError } from '../rules/api-error.js';
+import { MAX_AUDIT_REASON_LENGTH, oneLineTextProblems } from '../rules/text.js';
+import type {
+  AvatarConsentInput,
+  NotifyTarget,
+  ParsedAvatarConsentInput,
+  ResendEmailInput,
+} from './schemas.js';
 
 export const WORKFLOW_TYPE = 'avatarConsentWorkflow';
 export const DEFAULT_TASK_QUEUE = 'avatar-consent';
@@ -87,38 +84,6 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-const durationString = (min: string, max: string) => {
-  const minMs = parseDuration(min)!;
-  const maxMs = parseDuration(max)!;
-  return z
-    .string()
-    .max(32)
-    .transform((text, ctx) => {
-      const ms = parseDuration(text);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration such as "30s", "15m" or "7d"` });
-        return z.NEVER;
-      }
-      if (ms < minMs || ms > maxMs) {
-        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}, got ${text}` });
-        return z.NEVER;
-      }
-      return ms;
-    });
-};
-
-// ---------------------------------------------------------------------------------------------
-// Input
-// ---------------------------------------------------------------------------------------------
-
-export const notifyTargetSchema = z.strictObject({
-  workflowId: workflowIdSchema,
-  runId: z.string().min(1).max(128).optional(),
-  signalName: signalNameSchema.optional(),
-});
-
-export type NotifyTarget = z.output<typeof notifyTargetSchema>;
-
 /** Defaults, documented in README ("Polling and link policy"). */
 export const DEFAULT_POLICY = {
   pollInitialInterval: '15s',
@@ -129,35 +94,6 @@ export const DEFAULT_POLICY = {
   linkTtl: '23h',
   maxLinkRefreshes: 6,
 } as const;
-
-/**
- * The lower bounds are low on purpose: tests and the benchmark run whole days scaled down by a
- * factor of a thousand. HeyGen is protected anyway by the worker's rate gate and Retry-After.
- */
-export const policySchema = z.strictObject({
-  pollInitialInterval: durationString('10ms', '1d').optional(),
-  pollMaxInterval: durationString('10ms', '1d').optional(),
-  pollBackoffCoefficient: z.number().min(1).max(10).optional(),
-  /** How long one polling activity runs (its retries are the polls) before the workflow takes stock. */
-  pollWindow: durationString('1s', '1d').optional(),
-  deadline: durationString('1s', '90d').optional(),
-  linkTtl: durationString('1s', '7d').optional(),
-  maxLinkRefreshes: z.number().int().min(0).max(100).optional(),
-});
-
-export const avatarConsentInputSchema = z.strictObject({
-  groupId: groupIdSchema,
-  recipient: z.strictObject({ email: emailAddressSchema, name: personNameSchema.optional() }),
-  rerouteUrl: rerouteUrlSchema.optional(),
-  consentText: consentTextSchema.optional(),
-  notify: notifyTargetSchema.optional(),
-  policy: policySchema.optional(),
-});
-
-/** What a caller sends (JSON, durations as strings). */
-export type AvatarConsentInput = z.input<typeof avatarConsentInputSchema>;
-/** The same after validation (durations in milliseconds). */
-export type ParsedAvatarConsentInput = z.output<typeof avatarConsentInputSchema>;
 
 export interface ResolvedPolicy {
   pollInitialIntervalMs: number;
@@ -184,21 +120,74 @@ export function resolvePolicy(policy: ParsedAvatarConsentInput['policy']): Resol
   };
 }
 
+/** One problem with a caller's input: the field (a dotted path, "(input)" for the whole) and why. */
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+export function describeFieldIssues(fields: readonly FieldIssue[]): string {
+  return fields.map((field) => `${field.path}: ${field.message}`).join('; ');
+}
+
 export class InvalidInputError extends Error {
   override readonly name = 'InvalidInputError';
+  readonly issues: string;
   constructor(
     readonly what: string,
-    readonly issues: string,
+    readonly fields: FieldIssue[],
   ) {
+    const issues = describeFieldIssues(fields);
     super(`Invalid ${what}: ${issues}`);
+    this.issues = issues;
   }
 }
 
-/** Validates a caller's input; throws InvalidInputError naming every bad field. */
-export function parseAvatarConsentInput(raw: unknown): ParsedAvatarConsentInput {
-  const result = avatarConsentInputSchema.safeParse(raw);
-  if (!result.success) throw new InvalidInputError('avatarConsentWorkflow input', formatIssues(result.error));
-  return result.data;
+/**
+ * An input that was checked when its consent started (by the worker, with ./schemas.ts), made into
+ * the parsed form without checking it again: for runs continued as new, and for runs that started
+ * before inputs were checked by an activity (their input passed the same rules then).
+ */
+export function trustedInput(raw: AvatarConsentInput): ParsedAvatarConsentInput {
+  const { policy, ...rest } = raw;
+  if (!policy) return rest;
+  const durations = ['pollInitialInterval', 'pollMaxInterval', 'pollWindow', 'deadline', 'linkTtl'] as const;
+  const parsed: Record<string, unknown> = { ...policy };
+  for (const key of durations) {
+    const text = policy[key];
+    if (typeof text === 'string') parsed[key] = parseDuration(text);
+  }
+  return { ...rest, policy: parsed };
+}
+
+/** The worker's verdict on a workflow input (see src/activities/check-input.ts). */
+export type CheckedInput =
+  | { ok: true; input: ParsedAvatarConsentInput }
+  | {
+      ok: false;
+      fields: FieldIssue[];
+      /** The caller to tell, when the notify target itself is valid. */
+      notify: NotifyTarget | null;
+      /** The notify target was given but is itself invalid: nobody can be told. */
+      notifyInvalid: boolean;
+      /** The group ID, when it is valid. */
+      groupId: string | null;
+    };
+
+/** Problems with a resendEmail input, for the workflow's update validator (./schemas.ts: the same rule in zod). */
+export function resendEmailInputProblems(raw: unknown): FieldIssue[] {
+  if (raw === undefined || raw === null) return [];
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    return [{ path: '(input)', message: 'must be an object' }];
+  const problems: FieldIssue[] = Object.keys(raw)
+    .filter((key) => key !== 'reason')
+    .map((key) => ({ path: key, message: 'is not a field of resendEmail (allowed: reason)' }));
+  const reason = (raw as { reason?: unknown }).reason;
+  if (reason !== undefined && reason !== null) {
+    for (const message of oneLineTextProblems(reason, MAX_AUDIT_REASON_LENGTH))
+      problems.push({ path: 'reason', message });
+  }
+  return problems;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,6 +203,7 @@ export const CONSENT_OUTCOMES = [
   'email_undeliverable',
   'expired',
   'canceled',
+  'invalid_input',
 ] as const;
 export type ConsentOutcome = (typeof CONSENT_OUTCOMES)[number];
 
@@ -223,7 +213,10 @@ export function isSuccessfulOutcome(outcome: ConsentOutcome): boolean {
 }
 
 /** Why a consent ended as it did, or what went wrong last (HeyGen's error shape). */
-export type ConsentError = ApiError;
+export interface ConsentError extends ApiError {
+  /** For `invalid_input`: every bad field and why. */
+  fields?: FieldIssue[];
+}
 
 export interface CompletionNotice {
   workflowId: string;
@@ -336,14 +329,6 @@ export function pollProgress(
   }
   return { polls, nextPollAt: next === null ? null : new Date(next).toISOString() };
 }
-
-export const resendEmailInputSchema = z
-  .strictObject({
-    /** Free text for the audit trail (not sent to the person). */
-    reason: auditReasonSchema.optional(),
-  })
-  .optional();
-export type ResendEmailInput = z.input<typeof resendEmailInputSchema>;
 
 export interface ResendEmailResult {
   messageId: string;
