@@ -3,7 +3,14 @@
  * and zod stays out of workflow code (loaded once per cached workflow, it cost about 0.8 MB each).
  * The worker runs it in-process; its answer is recorded in history, so replays agree with it.
  */
-import { InvalidInputError, notifyTargetSchema, parseAvatarConsentInput } from '../contract/index.js';
+import { activityInfo } from '@temporalio/activity';
+import {
+  InvalidInputError,
+  notifyTargetSchema,
+  parseAvatarConsentInput,
+  workflowIdForGroup,
+  workflowIdProblem,
+} from '../contract/index.js';
 import type { CheckedInput } from '../contract/index.js';
 import { groupIdSchema } from '../rules/input.js';
 
@@ -13,7 +20,20 @@ export function createInputActivities() {
     // eslint-disable-next-line @typescript-eslint/require-await
     async checkConsentInput(raw: unknown): Promise<CheckedInput> {
       try {
-        return { ok: true, input: parseAvatarConsentInput(raw) };
+        const input = parseAvatarConsentInput(raw);
+        const workflowId = activityInfo().workflowExecution?.workflowId ?? workflowIdForGroup(input.groupId);
+        const problem = workflowIdProblem(workflowId, input.groupId);
+        if (problem) {
+          const fields = [{ path: '(workflowId)', message: problem }];
+          return {
+            ok: false,
+            fields,
+            notify: input.notify ?? null,
+            notifyInvalid: false,
+            groupId: input.groupId,
+          };
+        }
+        return { ok: true, input };
       } catch (err) {
         if (!(err instanceof InvalidInputError)) throw err;
         const fields = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};

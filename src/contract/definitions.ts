@@ -10,9 +10,16 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ApiError } from '../rules/api-error.js';
-import { MAX_AUDIT_REASON_LENGTH, oneLineTextProblems } from '../rules/text.js';
+import {
+  EMAIL_ADDRESS_RULE,
+  MAX_AUDIT_REASON_LENGTH,
+  MAX_PERSON_NAME_LENGTH,
+  isValidEmailAddress,
+  oneLineTextProblems,
+} from '../rules/text.js';
 import type {
   AvatarConsentInput,
+  ChangeRecipientInput,
   NotifyTarget,
   ParsedAvatarConsentInput,
   ResendEmailInput,
@@ -30,9 +37,42 @@ export function heygenTaskQueueFor(taskQueue: string): string {
   return `${taskQueue}-heygen`;
 }
 
-/** Deterministic ID: a second trigger for the same group attaches to the running workflow. */
-export function workflowIdForGroup(groupId: string): string {
-  return `avatar-consent-${groupId}`;
+/**
+ * The workflow ID of a group's consent: a second trigger for the same group attaches to the running
+ * workflow instead of starting a second consent. Multi-tenant callers may put a tenant prefix in
+ * front (letters, digits, ".", "_" or "-", ending in ":" or "/"), e.g. `acme:avatar-consent-ag_1`.
+ */
+export function workflowIdForGroup(groupId: string, tenantPrefix = ''): string {
+  return `${tenantPrefix}avatar-consent-${groupId}`;
+}
+
+const TENANT_PREFIX = /^(?:[A-Za-z0-9._-]{1,64}[:/])?$/;
+
+/**
+ * Why a workflow ID is not the group's (null when it is). The workflow refuses any other ID, so a
+ * caller that picks its own ID gets a clear error instead of a second consent and a second email.
+ */
+export function workflowIdProblem(workflowId: string, groupId: string): string | null {
+  const own = workflowIdForGroup(groupId);
+  if (workflowId.endsWith(own) && TENANT_PREFIX.test(workflowId.slice(0, -own.length))) return null;
+  return `must be "${own}", optionally after a tenant prefix such as "acme:", so that a group has one consent at a time`;
+}
+
+/**
+ * A short digest of an email address (trimmed, lower-case), so that a caller can tell whether a
+ * running consent was sent to the same person without the address being shown: the status query
+ * carries it, the starter compares it. Not a secret: a known address can be matched against it.
+ */
+export function recipientFingerprint(email: string): string {
+  const text = email.trim().toLowerCase();
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193 ^ 0x2f) >>> 0;
+  }
+  return `fp1:${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +323,8 @@ export interface ConsentStatusView {
   linkExpiresAt: string | null;
   emailsSent: number;
   deadline: string;
+  /** recipientFingerprint() of the address the emails go to (never the address itself). */
+  recipientFingerprint: string;
 }
 
 /** A polling window's schedule: polls at `pollTimes`, then every `thenEveryMs` until `closesAt`. */
@@ -336,6 +378,37 @@ export interface ResendEmailResult {
   linkGeneration: number;
 }
 
+export interface ChangeRecipientResult {
+  messageId: string;
+  emailsSent: number;
+  linkGeneration: number;
+  recipientFingerprint: string;
+}
+
+/** Problems with a changeRecipient input, for the workflow's update validator (./schemas.ts: the same rule in zod). */
+export function changeRecipientInputProblems(raw: unknown): FieldIssue[] {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    return [{ path: '(input)', message: 'must be an object with email (and optionally name, reason)' }];
+  const fields = raw as Record<string, unknown>;
+  const problems: FieldIssue[] = Object.keys(fields)
+    .filter((key) => !['email', 'name', 'reason'].includes(key))
+    .map((key) => ({
+      path: key,
+      message: 'is not a field of changeRecipient (allowed: email, name, reason)',
+    }));
+  if (typeof fields.email !== 'string' || !isValidEmailAddress(fields.email))
+    problems.push({ path: 'email', message: EMAIL_ADDRESS_RULE });
+  if (fields.name !== undefined && fields.name !== null) {
+    for (const message of oneLineTextProblems(fields.name, MAX_PERSON_NAME_LENGTH))
+      problems.push({ path: 'name', message });
+  }
+  if (fields.reason !== undefined && fields.reason !== null) {
+    for (const message of oneLineTextProblems(fields.reason, MAX_AUDIT_REASON_LENGTH))
+      problems.push({ path: 'reason', message });
+  }
+  return problems;
+}
+
 export interface CancelInput {
   reason?: string;
 }
@@ -348,4 +421,11 @@ export const checkNowSignal = defineSignal('checkNow');
 export const cancelSignal = defineSignal<[CancelInput?]>('cancel');
 /** Email the current link again; returns once the email is sent. */
 export const resendEmailUpdate = defineUpdate<ResendEmailResult, [ResendEmailInput]>('resendEmail');
+/**
+ * Send the consent to someone else: checks the new address, records it, and emails the current link
+ * to it at once (a new Message-ID). Later links (refreshes) go to the new address too.
+ */
+export const changeRecipientUpdate = defineUpdate<ChangeRecipientResult, [ChangeRecipientInput]>(
+  'changeRecipient',
+);
 export const statusQuery = defineQuery<ConsentStatusView>('status');

@@ -100,3 +100,11 @@ export const resendEmailInputSchema = z
   })
   .optional();
 export type ResendEmailInput = z.input<typeof resendEmailInputSchema>;
+
+export const changeRecipientInputSchema = z.strictObject({
+  email: emailAddressSchema,
+  name: personNameSchema.optional(),
+  /** Free text for the audit trail (not sent to the person). */
+  reason: auditReasonSchema.optional(),
+});
+export type ChangeRecipientInput = z.input<typeof changeRecipientInputSchema>;

@@ -6,9 +6,9 @@
 import { z } from 'zod';
 import {
   EMAIL_ADDRESS,
+  EMAIL_ADDRESS_RULE,
   MAX_AUDIT_REASON_LENGTH,
   MAX_EMAIL_ADDRESS_LENGTH,
-  MAX_EMAIL_LOCAL_PART_LENGTH,
   MAX_PERSON_NAME_LENGTH,
   MULTI_LINE_TEXT,
   ONE_LINE_TEXT,
@@ -29,11 +29,8 @@ export const groupIdSchema = z
  */
 export const emailAddressSchema = z
   .string()
-  .max(MAX_EMAIL_ADDRESS_LENGTH, `must be at most ${MAX_EMAIL_ADDRESS_LENGTH} characters`)
-  .regex(
-    EMAIL_ADDRESS,
-    `must be a plain email address (name@domain, at most ${MAX_EMAIL_LOCAL_PART_LENGTH} characters before "@")`,
-  );
+  .max(MAX_EMAIL_ADDRESS_LENGTH, EMAIL_ADDRESS_RULE)
+  .regex(EMAIL_ADDRESS, EMAIL_ADDRESS_RULE);
 
 /** The recipient's name: shown in the email's greeting and To header. */
 export const personNameSchema = z

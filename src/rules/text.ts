@@ -29,6 +29,8 @@ export const MAX_EMAIL_LOCAL_PART_LENGTH = 64;
 export const EMAIL_ADDRESS =
   /^(?=[^@]{1,64}@)[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 
+export const EMAIL_ADDRESS_RULE = `must be a plain email address (name@domain, at most ${MAX_EMAIL_LOCAL_PART_LENGTH} characters before "@", ${MAX_EMAIL_ADDRESS_LENGTH} in all)`;
+
 export function isValidEmailAddress(address: string): boolean {
   return address.length <= MAX_EMAIL_ADDRESS_LENGTH && EMAIL_ADDRESS.test(address);
 }

@@ -24,7 +24,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { InputActivities } from '../activities/index.js';
-import { resolvePolicy, trustedInput } from '../contract/definitions.js';
+import { recipientFingerprint, resolvePolicy, trustedInput } from '../contract/definitions.js';
 import type {
   AvatarConsentInput,
   AvatarConsentResult,
@@ -93,10 +93,17 @@ class Consent {
       maxIntervalMs: policy.pollMaxIntervalMs,
     };
     const state = carried ? resumeState(carried) : startState(groupId, policy, Date.now());
-    const board = new StatusBoard(groupId, policy, schedule, state);
+    const board = new StatusBoard(groupId, request.recipient, policy, schedule, state);
     const controls = new Controls();
     this.ctx = { groupId, state, board, controls, schedule, pollWindowMs: policy.pollWindowMs };
-    controls.listen(state, board, (reason) => this.resendEmail(reason));
+    controls.listen(state, board, {
+      resend: (reason) => this.emailAgain(`resend${reason ? `: ${reason}` : ''}`, true),
+      changeRecipient: async ({ email, name }) => {
+        state.recipient = { email, ...(name ? { name } : {}) };
+        const sent = await this.emailAgain('new recipient', false);
+        return { ...sent, recipientFingerprint: recipientFingerprint(email) };
+      },
+    });
     board.publish();
   }
 
@@ -115,7 +122,7 @@ class Consent {
       end = known;
     }
     const result = await this.tellCaller(end);
-    await condition(allHandlersFinished); // a resendEmail still running finishes first
+    await condition(allHandlersFinished); // an update's email still being sent finishes first
     return result;
   }
 
@@ -162,12 +169,16 @@ class Consent {
   }
 
   /** Emails the current link: a generation's first email (resend 0), or an operator's resend. */
-  private async sendEmail(resend: number, why: string): Promise<StepResult<{ messageId: string }>> {
+  private async sendEmail(
+    resend: number,
+    why: string,
+    reminder = resend > 0,
+  ): Promise<StepResult<{ messageId: string }>> {
     const { state, groupId } = this.ctx;
     const { consentUrl, linkIssuedAtMs, generation } = state;
     if (consentUrl === null || linkIssuedAtMs === null)
       throw ApplicationFailure.nonRetryable('No consent link to send', 'NoConsentLink');
-    const { email, name } = this.request.recipient;
+    const { email, name } = state.recipient ?? this.request.recipient;
     const result = await runStep(this.ctx, `email consent link g${generation} (${why})`, (window) =>
       emailActivities(window).sendConsentEmail({
         groupId,
@@ -177,20 +188,21 @@ class Consent {
         expiresAt: new Date(linkIssuedAtMs + this.policy.linkTtlMs).toISOString(),
         generation,
         messageKey: emailMessageKey(this.firstRunId, generation, resend),
-        reminder: resend > 0,
+        reminder,
       }),
     );
     if (result.kind === 'done') state.emailsSent += 1;
     return result;
   }
 
-  private async resendEmail(reason: string | undefined): Promise<ResendEmailResult> {
+  /** An operator's email (resendEmail, changeRecipient): the current link, as a message of its own. */
+  private async emailAgain(why: string, reminder: boolean): Promise<ResendEmailResult> {
     const { state } = this.ctx;
     state.resends += 1;
     const generation = state.generation;
-    const sent = await this.sendEmail(state.resends, `resend${reason ? `: ${reason}` : ''}`);
+    const sent = await this.sendEmail(state.resends, why, reminder);
     if (sent.kind !== 'done')
-      throw ApplicationFailure.nonRetryable(`Resend stopped: consent ${sent.kind}`, 'ResendStopped');
+      throw ApplicationFailure.nonRetryable(`Email stopped: consent ${sent.kind}`, 'ResendStopped');
     return { messageId: sent.value.messageId, emailsSent: state.emailsSent, linkGeneration: generation };
   }
 

@@ -38,6 +38,8 @@ export interface ConsentState {
   lastError: ConsentError | null;
   blocked: BlockedReason | null;
   approvedAtMs: number | null;
+  /** Set by changeRecipient: the person the emails now go to (else the input's recipient). */
+  recipient: { email: string; name?: string | undefined } | null;
 }
 
 /** One polling activity's schedule: its retries are the polls, at these times. */
@@ -67,6 +69,7 @@ export function startState(groupId: string, policy: ResolvedPolicy, nowMs: numbe
     lastError: null,
     blocked: null,
     approvedAtMs: null,
+    recipient: null,
   };
 }
 
@@ -83,6 +86,7 @@ export function resumeState(carried: CarriedState): ConsentState {
     lastError: null,
     blocked: null,
     approvedAtMs: null,
+    recipient: null,
     ...carried,
   };
 }

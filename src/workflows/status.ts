@@ -10,6 +10,7 @@ import {
   ConsentPhaseAttribute,
   MAX_LISTED_POLL_TIMES,
   formatDuration,
+  recipientFingerprint,
 } from '../contract/definitions.js';
 import type { ConsentStatusView, PollWindowView, ResolvedPolicy } from '../contract/index.js';
 import { escapeMarkdown } from '../rules/markdown.js';
@@ -29,6 +30,7 @@ export class StatusBoard {
 
   constructor(
     private readonly groupId: string,
+    private readonly inputRecipient: { email: string },
     private readonly policy: ResolvedPolicy,
     private readonly schedule: BackoffSchedule,
     private readonly state: ConsentState,
@@ -53,6 +55,7 @@ export class StatusBoard {
       linkExpiresAt: s.linkIssuedAtMs === null ? null : iso(s.linkIssuedAtMs + this.policy.linkTtlMs),
       emailsSent: s.emailsSent,
       deadline: iso(s.deadlineAtMs),
+      recipientFingerprint: recipientFingerprint((s.recipient ?? this.inputRecipient).email),
     };
   }
 

@@ -86,7 +86,7 @@ async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> 
     dependencies: dependencies(),
     workflowBundle: bundle,
   });
-  return worker.runUntil(fn(taskQueue));
+  return worker.runUntil(() => fn(taskQueue));
 }
 
 function inputFor(

@@ -10,6 +10,8 @@ import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cancelSignal,
+  changeRecipientUpdate,
+  recipientFingerprint,
   checkNowSignal,
   resendEmailUpdate,
   statusQuery,
@@ -53,7 +55,9 @@ async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> 
     workflowBundle: bundle,
     dependencies: { heygen, mailer, messageIdDomain: 'test.example' },
   });
-  return worker.runUntil(fn(taskQueue));
+  // Workflows start once the worker polls: a time-skipping server left alone with a pending result()
+  // skips ahead past the first workflow task's timeout, again and again.
+  return worker.runUntil(() => fn(taskQueue));
 }
 
 function newGroup(patch: Parameters<FakeHeyGen['addGroup']>[1] = {}): string {
@@ -68,7 +72,7 @@ async function executeEach(taskQueue: string, groupIds: string[]): Promise<Avata
     results.push(
       await env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('consent'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId)],
       }),
     );
@@ -124,7 +128,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const result = await withWorker((taskQueue) =>
       env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('refresh'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { policy: { linkTtl: '1h', maxLinkRefreshes: 2, deadline: '5h' } })],
       }),
     );
@@ -152,7 +156,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
       });
       return env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('rate-limited'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { policy: { pollInitialInterval: '5s' } })],
       });
     });
@@ -173,7 +177,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
       });
       const handle = await env.client.workflow.start(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('cancel'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { notify: { workflowId: callerHandle.workflowId } })],
       });
       await waitForStatus(handle, (s) => s.phase === 'awaiting');
@@ -193,7 +197,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const result = await withWorker(async (taskQueue) => {
       const handle = await env.client.workflow.start(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('check-now'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
       });
       await waitForStatus(handle, (s) => s.phase === 'awaiting');
@@ -225,7 +229,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
       });
       const consentResult = await env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('notify'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { notify: { workflowId: callerHandle.workflowId } })],
       });
       return { consent: consentResult, received: await callerHandle.result() };
@@ -257,7 +261,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const result = await withWorker((taskQueue) =>
       env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('gone'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId, { notify: { workflowId: 'no-such-caller-workflow' } })],
       }),
     );
@@ -314,7 +318,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const { result, blocked } = await withWorker(async (taskQueue) => {
       const handle = await env.client.workflow.start(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('blocked'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId)],
       });
       // Drive time by hand: the first request window (10 min) closes after two 401s, 5 min apart.
@@ -342,7 +346,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const { update, result } = await withWorker(async (taskQueue) => {
       const handle = await env.client.workflow.start(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('resend'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId)],
       });
       await waitForStatus(handle, (s) => s.phase === 'awaiting');
@@ -376,7 +380,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     const result: AvatarConsentResult = await withWorker((taskQueue) =>
       env.client.workflow.execute(avatarConsentWorkflow, {
         taskQueue,
-        workflowId: uniqueName('undeliverable'),
+        workflowId: workflowIdForGroup(groupId),
         args: [inputFor(groupId)],
       }),
     );
@@ -386,6 +390,68 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
       error: { code: 'smtp_550' },
     });
     expect(result.consentUrl).toMatch(/^https:\/\/consent\.example\//);
+  });
+
+  it("refuses to run under any ID but the group's (a tenant prefix is fine): no request, no email", async () => {
+    const groupId = newGroup({ consent_status: 'approved', status: 'completed' });
+    const tenant = newGroup({ consent_status: 'approved', status: 'completed' });
+    const [wrong, prefixed] = await withWorker(async (taskQueue) => [
+      await env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: uniqueName('my-own-id'),
+        args: [inputFor(groupId)],
+      }),
+      await env.client.workflow.execute(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: `acme:${workflowIdForGroup(tenant)}`,
+        args: [inputFor(tenant)],
+      }),
+    ]);
+    expect(wrong).toMatchObject({ outcome: 'invalid_input', groupId, emailsSent: 0 });
+    expect(wrong.error?.fields).toEqual([
+      {
+        path: '(workflowId)',
+        message: expect.stringContaining(`"${workflowIdForGroup(groupId)}"`) as string,
+      },
+    ]);
+    expect(heygen.callsFor(groupId)).toHaveLength(0);
+    expect(prefixed.outcome).toBe('approved');
+  });
+
+  it('changeRecipient checks the address, emails the current link to the new person, and later links too', async () => {
+    const groupId = newGroup();
+    const { changed, status, result } = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [inputFor(groupId, { policy: { linkTtl: '1h', maxLinkRefreshes: 1, deadline: '90m' } })],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      const rejected: unknown = await handle
+        .executeUpdate(changeRecipientUpdate, { args: [{ email: `${'x'.repeat(65)}@example.com` }] })
+        .catch((e: unknown) => e);
+      expect(((rejected as Error).cause as Error | undefined)?.message ?? '').toMatch(
+        /Invalid changeRecipient input: email: must be a plain email address/,
+      );
+      const update = await handle.executeUpdate(changeRecipientUpdate, {
+        args: [{ email: 'New.Person@example.com', name: 'New Person', reason: 'wrong address' }],
+      });
+      return { changed: update, status: await handle.query(statusQuery), result: await handle.result() };
+    });
+    expect(changed).toMatchObject({ emailsSent: 2, linkGeneration: 1 });
+    expect(changed.recipientFingerprint).toBe(recipientFingerprint('new.person@example.com'));
+    expect(status.recipientFingerprint).toBe(changed.recipientFingerprint);
+    expect(status.recipientFingerprint).not.toBe(recipientFingerprint('person@example.com'));
+    const emails = mailer.sentTo(groupId);
+    expect(emails.map((e) => e.to.email)).toEqual([
+      'person@example.com',
+      'New.Person@example.com',
+      'New.Person@example.com',
+    ]);
+    expect(emails[1]).toMatchObject({ generation: 1, reminder: false, consentUrl: emails[0]!.consentUrl });
+    expect(new Set(emails.map((e) => e.messageId)).size).toBe(3);
+    expect(emails[2]!.generation).toBe(2);
+    expect(result.outcome).toBe('expired');
   });
 
   it('ends bad input with invalid_input naming every field, and still tells the caller', async () => {

@@ -1,6 +1,6 @@
 /** Workflows that exist only in tests: a caller that waits for the completion signal, and a parent. */
 import { condition, defineQuery, setHandler, startChild } from '@temporalio/workflow';
-import { avatarConsentCompletedSignal } from '../../src/contract/index.js';
+import { avatarConsentCompletedSignal, workflowIdForGroup } from '../../src/contract/definitions.js';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
 import { avatarConsentWorkflow } from '../../src/workflows/avatar-consent.js';
 
@@ -29,7 +29,7 @@ export async function parentWorkflow(
   });
   const child = await startChild(avatarConsentWorkflow, {
     args: [input],
-    workflowId: `${input.groupId}-child`,
+    workflowId: workflowIdForGroup(input.groupId),
   });
   const childResult = await child.result();
   await condition(() => signalled !== undefined);
