@@ -55,6 +55,8 @@ import { StatusBoard } from './status.js';
 
 /** Continue-as-new well before Temporal's history limits. */
 const HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000;
+/** Test-only memo: a lower threshold, to record and test a continue-as-new in a few dozen events. */
+export const TEST_CONTINUE_AS_NEW_MEMO = 'avatarConsent.testContinueAsNewAfterEvents';
 /** Since this change the worker checks a new run's input (a local activity), so zod stays out of workflow code. */
 const CHECK_INPUT_IN_WORKER = 'check-input-in-worker';
 
@@ -225,7 +227,10 @@ class Consent {
         continue;
       }
       const info = workflowInfo();
-      if (info.continueAsNewSuggested || info.historyLength > HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW) {
+      const testThreshold = info.memo?.[TEST_CONTINUE_AS_NEW_MEMO];
+      const threshold =
+        typeof testThreshold === 'number' ? testThreshold : HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW;
+      if (info.continueAsNewSuggested || info.historyLength > threshold) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof avatarConsentWorkflow>(this.rawInput, state);
       }
