@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 
 import type { z } from 'zod';
 import { HEYGEN_HTTP_TIMEOUT_DEFAULT_MS } from '../config/timeouts.js';
-import { GROUP_ID_PATTERN } from '../rules/input.js';
+import { GROUP_ID_PATTERN, isLocalHostname } from '../rules/input.js';
 import { formatIssues } from '../rules/issues.js';
 
 import {
@@ -28,6 +28,7 @@ import {
   createConsentRequestSchema,
   createConsentResponseSchema,
   getAvatarGroupResponseSchema,
+  httpsCreateConsentResponseSchema,
   idempotencyKeySchema,
   listAvatarGroupsResponseSchema,
 } from './schemas.js';
@@ -102,6 +103,18 @@ function packageVersion(): string {
 
 const DEFAULT_USER_AGENT = `avatar-consent/${packageVersion()}`;
 
+/**
+ * Whether a HeyGen base URL is a local sandbox, the only place consent links may be plain http: this
+ * machine (localhost, *.localhost, 127.0.0.0/8, ::1) or a single-label host name, which public DNS
+ * never answers (a compose or cluster service such as `http://heygen-sandbox:4010`). The real API
+ * has a public, dotted name, and its links are https.
+ */
+export function isLocalSandboxUrl(url: URL): boolean {
+  const host = url.hostname.toLowerCase().replace(/\.$/, '');
+  if (isLocalHostname(host) || host.endsWith('.localhost') || /^127(?:\.\d{1,3}){3}$/.test(host)) return true;
+  return host !== '' && !host.includes('.') && !host.startsWith('[');
+}
+
 function summarizeIssues(error: z.ZodError): string {
   const more = error.issues.length > 3 ? `; and ${error.issues.length - 3} more` : '';
   return `body does not match the spec: ${formatIssues(error.issues.slice(0, 3), { root: '(root)' })}${more}`;
@@ -137,6 +150,7 @@ export class HeyGenClient {
   readonly #fetch: typeof fetch;
   readonly #userAgent: string;
   readonly #now: () => number;
+  readonly #consentResponseSchema: typeof createConsentResponseSchema;
 
   constructor(opts: HeyGenClientOptions) {
     let base: URL;
@@ -153,6 +167,9 @@ export class HeyGenClient {
     }
     // Keep a path prefix (e.g. a sandbox mounted under /heygen), without a trailing slash.
     this.#baseUrl = `${base.origin}${base.pathname.replace(/\/+$/, '')}`;
+    this.#consentResponseSchema = isLocalSandboxUrl(base)
+      ? createConsentResponseSchema
+      : httpsCreateConsentResponseSchema;
 
     // Visible ASCII only: anything else would be rejected by fetch in a message we do not control.
     if (typeof opts.apiKey !== 'string' || !/^[\x21-\x7e]{1,1024}$/.test(opts.apiKey)) {
@@ -182,7 +199,10 @@ export class HeyGenClient {
     return this.#gate;
   }
 
-  /** `POST /v3/avatars/{group_id}/consent`: starts consent and returns the consent page URL. */
+  /**
+   * `POST /v3/avatars/{group_id}/consent`: starts consent and returns the consent page URL, which
+   * must be https unless the base URL is a local sandbox (else a retryable invalid_response).
+   */
   async createConsent(
     groupId: string,
     body: CreateConsentBody,
@@ -220,7 +240,7 @@ export class HeyGenClient {
       path,
       headers: { 'idempotency-key': key.data },
       jsonBody,
-      schema: createConsentResponseSchema,
+      schema: this.#consentResponseSchema,
       signal: opts.signal,
     });
     return { avatarGroup: res.data.avatar_group, url: res.data.url };

@@ -63,6 +63,19 @@ export const createConsentDataSchema = z.looseObject({
 /** `POST /v3/avatars/{group_id}/consent` 200 body: `{data: {avatar_group, url}}`. */
 export const createConsentResponseSchema = z.looseObject({ data: createConsentDataSchema });
 
+export const CONSENT_URL_HTTPS_RULE = 'must be an https URL (plain http only from a local HeyGen sandbox)';
+
+/**
+ * The same body with an https consent link: what the client demands unless its base URL is a local
+ * sandbox. The link is emailed to a person who opens it and agrees there; over plain http anyone on
+ * the way could read or change that page.
+ */
+export const httpsCreateConsentResponseSchema = z.looseObject({
+  data: createConsentDataSchema.extend({
+    url: z.url({ protocol: /^https$/, error: CONSENT_URL_HTTPS_RULE }),
+  }),
+});
+
 /** `GET /v3/avatars/{group_id}` 200 body: `{data: AvatarGroupItem}`. */
 export const getAvatarGroupResponseSchema = z.looseObject({ data: avatarGroupItemSchema });
 
@@ -115,6 +128,7 @@ export type SchemaDriftChecks = [
   Assert<IsAssignable<CreateAvatarConsentResponse, Infer<typeof createConsentDataSchema>>>,
   Assert<IsAssignable<Infer<typeof createConsentResponseSchema>, CreateAvatarConsentEnvelope>>,
   Assert<IsAssignable<CreateAvatarConsentEnvelope, Infer<typeof createConsentResponseSchema>>>,
+  Assert<IsAssignable<Infer<typeof httpsCreateConsentResponseSchema>, CreateAvatarConsentEnvelope>>,
   Assert<IsAssignable<Infer<typeof getAvatarGroupResponseSchema>, GetAvatarGroupResponse>>,
   Assert<IsAssignable<GetAvatarGroupResponse, Infer<typeof getAvatarGroupResponseSchema>>>,
   Assert<IsAssignable<Infer<typeof listAvatarGroupsResponseSchema>, ListAvatarGroupsResponse>>,

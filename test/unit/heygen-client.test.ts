@@ -3,7 +3,7 @@ import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 
-import { HeyGenClient } from '../../src/heygen/client.js';
+import { HeyGenClient, isLocalSandboxUrl } from '../../src/heygen/client.js';
 import type { HeyGenClientOptions } from '../../src/heygen/client.js';
 import { HeyGenError } from '../../src/heygen/failures.js';
 import type { HeyGenFailureKind } from '../../src/heygen/failures.js';
@@ -379,6 +379,94 @@ describe('response validation: a non-conforming 2xx is retryable invalid_respons
     const err = await catchHeyGenError(makeClient().getAvatarGroup('ag_1'));
     expect(err.code).toBe('invalid_response');
     expect(err.message).toContain('larger than');
+  });
+});
+
+describe('consent links are https unless HeyGen is a local sandbox', () => {
+  /** A client whose base URL is `baseUrl`, its requests answered by the scripted server. */
+  function clientAt(baseUrl: string): HeyGenClient {
+    const origin = new URL(baseUrl).origin;
+    return makeClient({
+      baseUrl,
+      fetch: (input, init) => {
+        const target = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+        return fetch(target.replace(origin, server.url), init);
+      },
+    });
+  }
+  const answer = (url: string) =>
+    server.enqueue({ status: 200, body: { data: { avatar_group: group, url } } });
+
+  it('a plain http link from the real API is a retryable invalid_response that names the field, not the link', async () => {
+    const link = 'http://app.heygen.com/consent/abc123?sig=0f9e8d7c';
+    answer(link);
+    const err = await catchHeyGenError(
+      clientAt('https://api.heygen.com').createConsent('ag_1', {}, { idempotencyKey: KEY }),
+    );
+    expect(err.kind).toBe('retryable');
+    expect(err.code).toBe('invalid_response');
+    expect(err.message).toMatch(
+      /invalid response: body does not match the spec: data\.url: must be an https URL \(plain http only from a local HeyGen sandbox\)$/,
+    );
+    expect(err.message).not.toContain('abc123');
+    expect(err.message).not.toContain('app.heygen.com');
+  });
+
+  it('any scheme but https is refused from a public base URL, also a staging host on plain http', async () => {
+    for (const [base, link] of [
+      ['https://api.heygen.com', 'ftp://app.heygen.com/consent/x'],
+      ['https://api.heygen.com/v-proxy', 'HTTP://app.heygen.com/consent/x'],
+      ['http://heygen-staging.example.com', 'http://heygen-staging.example.com/consent/x'],
+    ] as const) {
+      answer(link);
+      const err = await catchHeyGenError(clientAt(base).createConsent('ag_1', {}, { idempotencyKey: KEY }));
+      expect(err.code, `${base} -> ${link}`).toBe('invalid_response');
+      expect(err.message).toContain('data.url');
+    }
+  });
+
+  it('an https link from the real API is accepted', async () => {
+    answer('https://app.heygen.com/consent/abc');
+    const result = await clientAt('https://api.heygen.com').createConsent(
+      'ag_1',
+      {},
+      { idempotencyKey: KEY },
+    );
+    expect(result.url).toBe('https://app.heygen.com/consent/abc');
+  });
+
+  it.each([
+    'http://127.0.0.1:4010',
+    'http://localhost:4010/heygen',
+    'http://[::1]:4010',
+    'http://sandbox.localhost:4010',
+    'http://heygen-sandbox:4010',
+  ])('a plain http link from the local sandbox at %s is accepted', async (base) => {
+    answer('http://localhost:4010/consent/abc');
+    const result = await clientAt(base).createConsent('ag_1', {}, { idempotencyKey: KEY });
+    expect(result.url).toBe('http://localhost:4010/consent/abc');
+  });
+
+  it('isLocalSandboxUrl: this machine and single-label service names only', () => {
+    const local = (text: string) => isLocalSandboxUrl(new URL(text));
+    for (const text of [
+      'http://localhost:4010',
+      'http://LOCALHOST.:4010',
+      'http://127.0.0.1',
+      'http://127.8.9.10:1',
+      'http://[::1]:4010',
+      'http://a.b.localhost',
+      'http://heygen-sandbox:4010',
+    ])
+      expect(local(text), text).toBe(true);
+    for (const text of [
+      'https://api.heygen.com',
+      'http://10.0.0.5:4010',
+      'http://[2001:db8::1]',
+      'http://localhost.evil.example',
+      'http://127.0.0.1.nip.io',
+    ])
+      expect(local(text), text).toBe(false);
   });
 });
 
