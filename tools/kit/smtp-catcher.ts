@@ -3,7 +3,10 @@
  * default: the tests' and tools' mail catcher, and what the dev stack's web inbox shows.
  *
  * It keeps every accepted message in `messages`, can refuse the next N recipients or messages with a
- * chosen reply code, and can stop and start again on the same port to simulate an outage.
+ * chosen reply code (all of them, or those for one address), can take a message and then cut the
+ * connection before its 250 reply (the sender cannot know it was delivered), and can stop and
+ * start again on the same port to simulate an outage. `events` records what it did, so a test can
+ * tell a lost email from one that was refused or whose acknowledgement was lost.
  */
 import { SMTPServer } from 'smtp-server';
 import type {
@@ -46,6 +49,26 @@ export interface ReceivedMail {
   raw: string;
   /** Epoch ms. */
   receivedAt: number;
+  /** Stored, but the connection was cut before the 250 reply (dropNext): the sender saw a failure. */
+  replyDropped: boolean;
+}
+
+/** One decision of the catcher about a recipient or a message, in order. */
+export interface SmtpEvent {
+  /** Epoch ms. */
+  at: number;
+  /**
+   * accepted: stored and answered 250; rejected: refused with `code`; dropped: stored, then the
+   * connection was cut before the reply.
+   */
+  kind: 'accepted' | 'rejected' | 'dropped';
+  stage: 'rcpt' | 'data';
+  /** The reply code sent; null when the connection was cut instead. */
+  code: number | null;
+  /** rcpt: the address refused; data: the envelope recipients. */
+  recipients: string[];
+  /** data: the message's Message-ID header (null without one); rcpt: null. */
+  messageId: string | null;
 }
 
 export interface RejectOptions {
@@ -55,6 +78,15 @@ export interface RejectOptions {
   count?: number;
   /** Default 'rcpt'. */
   stage?: 'rcpt' | 'data';
+  /** Only recipients (rcpt) or messages (data) for this address, case-insensitive. Default: any. */
+  to?: string;
+}
+
+export interface DropOptions {
+  /** How many messages to take and then cut off before the 250 reply; default 1. */
+  count?: number;
+  /** Only messages for this address, case-insensitive. Default: any. */
+  to?: string;
 }
 
 export interface SmtpCatcherOptions {
@@ -84,6 +116,17 @@ export interface SmtpCatcher {
   /** Listens again on the same port. */
   start(): Promise<void>;
   rejectNext(opts: RejectOptions): void;
+  /**
+   * Takes the next `count` messages (stored in `messages`, marked `replyDropped`) and cuts each
+   * connection before the 250 reply: the classic way an SMTP client ends up sending a message twice.
+   */
+  dropNext(opts?: DropOptions): void;
+  /** Rejections and drops still pending. */
+  readonly pendingFaults: number;
+  /** Forgets every pending rejection and drop; returns how many uses they had left. */
+  clearFaults(): number;
+  /** Every accept, refusal and drop, in order. */
+  readonly events: SmtpEvent[];
   /** Number of AUTH attempts the server has seen (successful or not). */
   readonly authAttempts: number;
   close(): Promise<void>;
@@ -94,6 +137,34 @@ interface PendingRejection {
   message: string;
   remaining: number;
   stage: 'rcpt' | 'data';
+  /** Lower case; null: any recipient. */
+  to: string | null;
+}
+
+interface PendingDrop {
+  remaining: number;
+  to: string | null;
+}
+
+/** A positive whole count (default 1), or a RangeError naming the method. */
+function countOf(method: string, count: number | undefined): number {
+  const n = count ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`${method}: count must be a positive integer`);
+  return n;
+}
+
+/** Takes one use of the first rule that matches one of `recipients`; null when none does. */
+function takeFirst<T extends { remaining: number; to: string | null }>(
+  rules: T[],
+  recipients: readonly string[],
+  fits: (rule: T) => boolean = () => true,
+): T | null {
+  const lower = recipients.map((r) => r.toLowerCase());
+  const rule = rules.find((r) => r.remaining > 0 && fits(r) && (r.to === null || lower.includes(r.to)));
+  if (!rule) return null;
+  rule.remaining -= 1;
+  if (rule.remaining === 0) rules.splice(rules.indexOf(rule), 1);
+  return rule;
 }
 
 function smtpError(code: number, message: string): SMTPServerError {
@@ -126,7 +197,9 @@ async function readStream(stream: SMTPServerDataStream): Promise<Buffer> {
 
 export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<SmtpCatcher> {
   const messages: ReceivedMail[] = [];
+  const events: SmtpEvent[] = [];
   const rejections: PendingRejection[] = [];
+  const drops: PendingDrop[] = [];
   const host = opts.host ?? LOOPBACK;
   const auth = opts.auth;
   const maxMessageBytes = opts.maxMessageBytes ?? 10 * 1024 * 1024;
@@ -138,12 +211,15 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
   let authAttempts = 0;
   let nextId = 1;
 
-  const takeRejection = (stage: 'rcpt' | 'data'): PendingRejection | null => {
-    const rule = rejections.find((r) => r.stage === stage && r.remaining > 0);
-    if (!rule) return null;
-    rule.remaining -= 1;
-    if (rule.remaining === 0) rejections.splice(rejections.indexOf(rule), 1);
-    return rule;
+  const pendingUses = (): number => [...rejections, ...drops].reduce((n, rule) => n + rule.remaining, 0);
+  const record = (event: Omit<SmtpEvent, 'at'>): void => void events.push({ at: Date.now(), ...event });
+
+  /** Cuts the session's connection without a reply; the client sees it close after sending DATA. */
+  const cutConnection = (session: SMTPServerSession): void => {
+    for (const connection of server?.connections ?? []) {
+      const c = connection as { id?: string; _socket?: { destroy(): void } };
+      if (c.id === session.id) c._socket?.destroy();
+    }
   };
 
   const keep = (mail: ReceivedMail): void => {
@@ -180,11 +256,19 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
       callback(smtpError(535, 'Authentication credentials invalid'));
     },
     onRcptTo(
-      _address: SMTPServerAddress,
+      address: SMTPServerAddress,
       _session: SMTPServerSession,
       callback: (err?: Error | null) => void,
     ): void {
-      const rule = takeRejection('rcpt');
+      const rule = takeFirst(rejections, [address.address], (r) => r.stage === 'rcpt');
+      if (rule)
+        record({
+          kind: 'rejected',
+          stage: 'rcpt',
+          code: rule.code,
+          recipients: [address.address],
+          messageId: null,
+        });
       callback(rule ? smtpError(rule.code, rule.message) : null);
     },
     onData(
@@ -195,16 +279,23 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
       // The message is stored before the 250 reply, so a resolved send is already in `messages`.
       readStream(stream)
         .then(async (raw) => {
+          const recipients = session.envelope.rcptTo.map((r) => r.address);
+          const refuse = (code: number, message: string, messageId: string | null): void => {
+            record({ kind: 'rejected', stage: 'data', code, recipients, messageId });
+            callback(smtpError(code, message));
+          };
           if (stream.sizeExceeded) {
-            callback(smtpError(552, `Message exceeds ${maxMessageBytes} bytes`));
-            return;
-          }
-          const rule = takeRejection('data');
-          if (rule) {
-            callback(smtpError(rule.code, rule.message));
+            refuse(552, `Message exceeds ${maxMessageBytes} bytes`, null);
             return;
           }
           const parsed = await simpleParser(raw);
+          const messageId = parsed.messageId ?? null;
+          const rule = takeFirst(rejections, recipients, (r) => r.stage === 'data');
+          if (rule) {
+            refuse(rule.code, rule.message, messageId);
+            return;
+          }
+          const drop = takeFirst(drops, recipients);
           const mailFrom = session.envelope.mailFrom;
           const text = parsed.text ?? '';
           const html = typeof parsed.html === 'string' ? parsed.html : '';
@@ -224,11 +315,23 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
             headerLines: parsed.headerLines,
             raw: raw.toString('utf8'),
             receivedAt: Date.now(),
+            replyDropped: drop !== null,
           };
           keep(mail);
+          record({
+            kind: drop ? 'dropped' : 'accepted',
+            stage: 'data',
+            code: drop ? null : 250,
+            recipients,
+            messageId,
+          });
+          // Delivered, but the client never hears so: the socket goes before the 250 (send() skips a destroyed one).
+          if (drop) cutConnection(session);
           callback(null, `Queued as ${mail.id}`);
         })
         .catch((err: unknown) => {
+          const recipients = session.envelope.rcptTo.map((r) => r.address);
+          record({ kind: 'rejected', stage: 'data', code: 451, recipients, messageId: null });
           callback(smtpError(451, `The catcher could not parse the message: ${String(err)}`));
         });
     },
@@ -303,16 +406,27 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
       if (!Number.isInteger(r.code) || r.code < 400 || r.code > 599) {
         throw new RangeError('rejectNext: code must be a 4xx or 5xx SMTP reply code');
       }
-      const count = r.count ?? 1;
-      if (!Number.isInteger(count) || count < 1)
-        throw new RangeError('rejectNext: count must be a positive integer');
       rejections.push({
         code: r.code,
         message: r.message ?? (r.code >= 500 ? 'Rejected by the catcher' : 'Try again later (catcher)'),
-        remaining: count,
+        remaining: countOf('rejectNext', r.count),
         stage: r.stage ?? 'rcpt',
+        to: r.to?.toLowerCase() ?? null,
       });
     },
+    dropNext(d: DropOptions = {}): void {
+      drops.push({ remaining: countOf('dropNext', d.count), to: d.to?.toLowerCase() ?? null });
+    },
+    get pendingFaults() {
+      return pendingUses();
+    },
+    clearFaults(): number {
+      const left = pendingUses();
+      rejections.length = 0;
+      drops.length = 0;
+      return left;
+    },
+    events,
     async close(): Promise<void> {
       if (closed) return;
       await stop();
