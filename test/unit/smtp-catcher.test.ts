@@ -43,8 +43,9 @@ describe('SMTP catcher faults', () => {
   });
 
   it('a refusal aimed at one address spares the others and is recorded as evidence', async () => {
-    smtp.rejectNext({ code: 550, stage: 'rcpt', to: 'Target@Example.com' });
+    const aimed = smtp.rejectNext({ code: 550, stage: 'rcpt', to: 'Target@Example.com' });
     await mailer.sendConsentEmail(email('bystander@example.com'));
+    expect(aimed.remaining).toBe(1);
     await expect(mailer.sendConsentEmail(email('target@example.com'))).rejects.toMatchObject({
       name: 'MailError',
       kind: 'permanent',
@@ -55,7 +56,7 @@ describe('SMTP catcher faults', () => {
       { kind: 'accepted', stage: 'data', code: 250, recipients: ['bystander@example.com'] },
       { kind: 'rejected', stage: 'rcpt', code: 550, recipients: ['target@example.com'], messageId: null },
     ]);
-    expect(smtp.pendingFaults).toBe(0);
+    expect(aimed.remaining).toBe(0);
   });
 
   it('421 and 451, at RCPT or at DATA, are temporary: the product retries them', async () => {
@@ -112,12 +113,14 @@ describe('SMTP catcher faults', () => {
     ]);
   });
 
-  it('clearFaults forgets what a burst left unused; bad counts are refused', () => {
-    smtp.rejectNext({ code: 451, stage: 'data', count: 3 });
-    smtp.dropNext({ count: 2 });
-    expect(smtp.pendingFaults).toBe(5);
-    expect(smtp.clearFaults()).toBe(5);
-    expect(smtp.pendingFaults).toBe(0);
+  it('a fault can be withdrawn with what it had left (a burst that is over); bad counts are refused', async () => {
+    const refusals = smtp.rejectNext({ code: 451, stage: 'data', count: 3 });
+    const drops = smtp.dropNext({ count: 2 });
+    expect(refusals.cancel()).toBe(3);
+    expect(drops.cancel()).toBe(2);
+    expect(drops.cancel()).toBe(0);
+    await mailer.sendConsentEmail(email('after-cancel@example.com'));
+    expect(smtp.events.at(-1)).toMatchObject({ kind: 'accepted', recipients: ['after-cancel@example.com'] });
     expect(() => smtp.dropNext({ count: 0 })).toThrow(/count must be a positive integer/);
     expect(() => smtp.rejectNext({ code: 250 })).toThrow(/4xx or 5xx/);
   });

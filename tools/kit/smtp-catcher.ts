@@ -82,6 +82,14 @@ export interface RejectOptions {
   to?: string;
 }
 
+/** A rejection or drop not yet used up. */
+export interface PendingFault {
+  /** Uses left. */
+  readonly remaining: number;
+  /** Withdraws it (a fault burst that is over); returns the uses it had left. */
+  cancel(): number;
+}
+
 export interface DropOptions {
   /** How many messages to take and then cut off before the 250 reply; default 1. */
   count?: number;
@@ -115,16 +123,12 @@ export interface SmtpCatcher {
   stop(): Promise<void>;
   /** Listens again on the same port. */
   start(): Promise<void>;
-  rejectNext(opts: RejectOptions): void;
+  rejectNext(opts: RejectOptions): PendingFault;
   /**
    * Takes the next `count` messages (stored in `messages`, marked `replyDropped`) and cuts each
    * connection before the 250 reply: the classic way an SMTP client ends up sending a message twice.
    */
-  dropNext(opts?: DropOptions): void;
-  /** Rejections and drops still pending. */
-  readonly pendingFaults: number;
-  /** Forgets every pending rejection and drop; returns how many uses they had left. */
-  clearFaults(): number;
+  dropNext(opts?: DropOptions): PendingFault;
   /** Every accept, refusal and drop, in order. */
   readonly events: SmtpEvent[];
   /** Number of AUTH attempts the server has seen (successful or not). */
@@ -211,7 +215,22 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
   let authAttempts = 0;
   let nextId = 1;
 
-  const pendingUses = (): number => [...rejections, ...drops].reduce((n, rule) => n + rule.remaining, 0);
+  /** Queues `rule` in `rules`; the handle withdraws it. */
+  const pending = <T extends { remaining: number }>(rules: T[], rule: T): PendingFault => {
+    rules.push(rule);
+    return {
+      get remaining() {
+        return rule.remaining;
+      },
+      cancel() {
+        const index = rules.indexOf(rule);
+        if (index >= 0) rules.splice(index, 1);
+        const left = rule.remaining;
+        rule.remaining = 0;
+        return left;
+      },
+    };
+  };
   const record = (event: Omit<SmtpEvent, 'at'>): void => void events.push({ at: Date.now(), ...event });
 
   /** Cuts the session's connection without a reply; the client sees it close after sending DATA. */
@@ -402,11 +421,11 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
     },
     stop,
     start,
-    rejectNext(r: RejectOptions): void {
+    rejectNext(r: RejectOptions): PendingFault {
       if (!Number.isInteger(r.code) || r.code < 400 || r.code > 599) {
         throw new RangeError('rejectNext: code must be a 4xx or 5xx SMTP reply code');
       }
-      rejections.push({
+      return pending(rejections, {
         code: r.code,
         message: r.message ?? (r.code >= 500 ? 'Rejected by the catcher' : 'Try again later (catcher)'),
         remaining: countOf('rejectNext', r.count),
@@ -414,17 +433,8 @@ export async function startSmtpCatcher(opts: SmtpCatcherOptions = {}): Promise<S
         to: r.to?.toLowerCase() ?? null,
       });
     },
-    dropNext(d: DropOptions = {}): void {
-      drops.push({ remaining: countOf('dropNext', d.count), to: d.to?.toLowerCase() ?? null });
-    },
-    get pendingFaults() {
-      return pendingUses();
-    },
-    clearFaults(): number {
-      const left = pendingUses();
-      rejections.length = 0;
-      drops.length = 0;
-      return left;
+    dropNext(d: DropOptions = {}): PendingFault {
+      return pending(drops, { remaining: countOf('dropNext', d.count), to: d.to?.toLowerCase() ?? null });
     },
     events,
     async close(): Promise<void> {
