@@ -2,6 +2,7 @@
  * The worker: builds the HeyGen client and the mailer from config, wires them into the activities,
  * and runs the consent workflow's task queue until SIGINT/SIGTERM, then drains and exits.
  */
+import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -11,11 +12,18 @@ import { createActivities, createHeyGenActivities } from './activities/index.js'
 import { dataConverterFor } from './codec/index.js';
 import { heygenTaskQueueFor } from './contract/index.js';
 import type { ActivityDependencies } from './activities/index.js';
-import { emailDomain, loadWorkerConfig, redactConfig, secretsOf } from './config/worker-config.js';
-import type { WorkerConfig } from './config/worker-config.js';
+import {
+  DEFAULT_WORKER_TUNING,
+  emailDomain,
+  loadWorkerConfig,
+  redactConfig,
+  secretsOf,
+} from './config/worker-config.js';
+import type { WorkerConfig, WorkerTuning } from './config/worker-config.js';
 import { createSmtpMailer } from './email/index.js';
 import { HeyGenClient, RateGate } from './heygen/index.js';
 import { createJsonLogger } from './logging.js';
+import { QueueGate } from './queue-gate.js';
 
 /** The workflow entry point, next to this file: `.ts` under tsx and tests, `.js` once built. */
 export const workflowsPath = fileURLToPath(
@@ -33,7 +41,16 @@ export interface ConsentWorkerOptions {
   dataConverter?: DataConverter;
   /** Cap on HeyGen activity attempts per second for the whole HeyGen task queue (all workers). */
   heygenMaxRps?: number | undefined;
+  /** Cache and concurrency (WORKER_* variables); the defaults keep a worker's memory flat. */
+  tuning?: Partial<WorkerTuning>;
 }
+
+/**
+ * Production runs the workflow bundle that `npm run build` wrote beside this file: no webpack at
+ * start-up, and the same code on every worker. Under tsx (dev) and in tests there is none, and the
+ * worker bundles src/workflows when it starts.
+ */
+export const prebuiltWorkflowBundle = fileURLToPath(new URL('./workflow-bundle.js', import.meta.url));
 
 /**
  * The worker of one process: two Temporal workers sharing a connection. The first runs the
@@ -52,16 +69,24 @@ export class ConsentWorker {
       namespace: options.namespace,
       ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     };
+    const tuning = { ...DEFAULT_WORKER_TUNING, ...options.tuning };
+    const workflowBundle =
+      options.workflowBundle ??
+      (existsSync(prebuiltWorkflowBundle) ? { codePath: prebuiltWorkflowBundle } : undefined);
     const main = await Worker.create({
       ...shared,
       taskQueue: options.taskQueue,
-      ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+      ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
       activities,
+      maxCachedWorkflows: tuning.maxCachedWorkflows,
+      maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
+      maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
     });
     const heygen = await Worker.create({
       ...shared,
       taskQueue: heygenTaskQueueFor(options.taskQueue),
       activities: createHeyGenActivities(options.dependencies),
+      maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
       ...(options.heygenMaxRps ? { maxTaskQueueActivitiesPerSecond: options.heygenMaxRps } : {}),
     });
     return new ConsentWorker([main, heygen]);
@@ -87,7 +112,8 @@ export async function createConsentWorker(options: ConsentWorkerOptions): Promis
   return ConsentWorker.create(options);
 }
 
-export function dependenciesFromConfig(config: WorkerConfig) {
+/** `onRateLimited` hears every 429 (with its Retry-After), to close the gate that all hosts share. */
+export function dependenciesFromConfig(config: WorkerConfig, onRateLimited?: (retryAfterMs: number) => void) {
   const heygen = new HeyGenClient({
     baseUrl: config.HEYGEN_BASE_URL,
     apiKey: config.HEYGEN_API_KEY,
@@ -104,6 +130,7 @@ export function dependenciesFromConfig(config: WorkerConfig) {
           }
         : {},
     ),
+    ...(onRateLimited ? { onRateLimited } : {}),
   });
   const mailer = createSmtpMailer({ smtpUrl: config.SMTP_URL, from: config.EMAIL_FROM });
   return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM), returnLinks: config.returnLinks };
@@ -160,8 +187,18 @@ export async function runWorker(
   options: { installRuntime?: boolean } = {},
 ): Promise<void> {
   if (options.installRuntime !== false) installRuntime(config);
-  const deps = dependenciesFromConfig(config);
+  let queueGate: QueueGate | null = null;
+  const deps = dependenciesFromConfig(config, (retryAfterMs) => void queueGate?.close(retryAfterMs));
   const connection = await connectWithRetry(config);
+  if (config.HEYGEN_QUEUE_GATE) {
+    queueGate = new QueueGate({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: heygenTaskQueueFor(config.TEMPORAL_TASK_QUEUE),
+      log: Runtime.instance().logger,
+    });
+    queueGate.start();
+  }
   try {
     const worker = await createConsentWorker({
       connection,
@@ -170,9 +207,15 @@ export async function runWorker(
       dependencies: deps,
       dataConverter: dataConverterFor(config.codecKeyring),
       heygenMaxRps: config.HEYGEN_MAX_RPS,
+      tuning: {
+        maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
+        maxConcurrentWorkflowTasks: config.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+        maxConcurrentActivities: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      },
     });
     await worker.run();
   } finally {
+    queueGate?.stop();
     deps.mailer.close();
     await connection.close();
   }

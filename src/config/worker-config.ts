@@ -19,6 +19,26 @@ import { HEYGEN_HTTP_TIMEOUT_DEFAULT_MS, HEYGEN_HTTP_TIMEOUT_MAX_MS } from './ti
 
 export { ConfigError };
 
+/**
+ * How much a worker process holds and does at once.
+ *
+ * A waiting consent sleeps for hours between polling windows (its polls are activity retries that
+ * the server schedules), so a worker need not keep every one in its workflow cache: an evicted
+ * workflow is replayed from its history (about a hundred events) when it next wakes. The cache
+ * bound is what keeps memory flat however many consents wait (about 1 MB per cached workflow).
+ */
+export interface WorkerTuning {
+  maxCachedWorkflows: number;
+  maxConcurrentWorkflowTasks: number;
+  maxConcurrentActivities: number;
+}
+
+export const DEFAULT_WORKER_TUNING: WorkerTuning = {
+  maxCachedWorkflows: 100,
+  maxConcurrentWorkflowTasks: 20,
+  maxConcurrentActivities: 100,
+};
+
 const nonEmpty = (what: string) => z.string().trim().min(1, `${what} must not be empty`);
 
 const smtpUrl = z
@@ -68,11 +88,36 @@ export const workerEnvSchema = z.object({
    * volume) does not send before its predecessor's Retry-After has passed. Unset: memory only.
    */
   HEYGEN_RATE_GATE_FILE: z.string().trim().min(1).optional(),
+  /**
+   * After a 429, close the HeyGen task queue for every worker (on every host) until Retry-After has
+   * passed, through the queue's server-side rate limit (src/queue-gate.ts). Needs permission to update
+   * task queue config; without it, each worker process holds Retry-After on its own.
+   */
+  HEYGEN_QUEUE_GATE: flagVar(true),
   /** Cap on HeyGen requests per second across all workers (the HeyGen task queue's rate limit); unset = none. */
   HEYGEN_MAX_RPS: z.coerce.number().positive().max(10_000).optional(),
   SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),
   EMAIL_FROM: z.string({ error: 'is required, e.g. "Avatar consent <consent@example.com>"' }).pipe(emailFrom),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /** Workflows kept in memory; an evicted one is replayed from history when it wakes (src/worker.ts). */
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(100_000)
+    .default(DEFAULT_WORKER_TUNING.maxCachedWorkflows),
+  WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(10_000)
+    .default(DEFAULT_WORKER_TUNING.maxConcurrentWorkflowTasks),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(DEFAULT_WORKER_TUNING.maxConcurrentActivities),
   /** Prometheus metrics (SDK runtime + consent counters) on this port; unset = off. */
   METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),

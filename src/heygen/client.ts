@@ -49,6 +49,8 @@ export interface HeyGenClientOptions {
   timeoutMs?: number;
   /** Share one per worker process; default: a new gate per client. */
   rateGate?: RateGate;
+  /** Told of every 429 with its Retry-After (ms), after the gate closed: to close a gate shared by hosts. */
+  onRateLimited?: (retryAfterMs: number) => void;
   fetch?: typeof fetch;
   /** Default `avatar-consent/<package version>`. */
   userAgent?: string;
@@ -147,6 +149,7 @@ export class HeyGenClient {
   readonly #apiKey: string;
   readonly #timeoutMs: number;
   readonly #gate: RateGate;
+  readonly #onRateLimited: ((retryAfterMs: number) => void) | undefined;
   readonly #fetch: typeof fetch;
   readonly #userAgent: string;
   readonly #now: () => number;
@@ -185,6 +188,7 @@ export class HeyGenClient {
     this.#timeoutMs = timeoutMs;
     this.#now = opts.now ?? Date.now;
     this.#gate = opts.rateGate ?? new RateGate({ now: this.#now });
+    this.#onRateLimited = opts.onRateLimited;
     const customFetch = opts.fetch;
     this.#fetch = customFetch ?? ((input, init) => fetch(input, init));
     const userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
@@ -369,9 +373,12 @@ export class HeyGenClient {
         now: this.#now(),
         secrets,
       });
-      // One 429 holds back every call of this process until Retry-After has passed.
-      if (error.kind === 'rate_limited' && error.retryAfterMs !== null)
+      // One 429 holds back every call of this process until Retry-After has passed (and, through
+      // onRateLimited, every worker: see src/queue-gate.ts).
+      if (error.kind === 'rate_limited' && error.retryAfterMs !== null) {
         this.#gate.closeFor(error.retryAfterMs);
+        this.#onRateLimited?.(error.retryAfterMs);
+      }
       throw error;
     }
 
