@@ -104,14 +104,42 @@ export const CONSENT_SEARCH_ATTRIBUTES = [
 // ---------------------------------------------------------------------------------------------
 
 const durationUnitsMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
-const durationPattern = /^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$/;
+const SHORT_DURATION = String.raw`(\d+(?:\.\d+)?)(ms|s|m|h|d|w)`;
+const ISO_NUMBER = String.raw`(\d+(?:[.,]\d+)?)`;
+/**
+ * ISO-8601 durations of fixed length (what Java's Duration, .NET's XmlConvert and Python's isodate
+ * write): weeks, days, hours, minutes, seconds. Years and months are refused: their length varies.
+ */
+const ISO_DURATION = `P(?!$)(?:${ISO_NUMBER}W)?(?:${ISO_NUMBER}D)?(?:T(?=\\d)(?:${ISO_NUMBER}H)?(?:${ISO_NUMBER}M)?(?:${ISO_NUMBER}S)?)?`;
+/**
+ * Every spelling of a duration the contract accepts, as one ECMA-262 pattern: the published JSON
+ * Schema carries it, so a caller's validator agrees with the worker's.
+ */
+export const DURATION_PATTERN = `^(?:${SHORT_DURATION}|${ISO_DURATION})$`;
+const durationPattern = new RegExp(DURATION_PATTERN);
+const isoUnitsMs = [
+  durationUnitsMs.w,
+  durationUnitsMs.d,
+  durationUnitsMs.h,
+  durationUnitsMs.m,
+  durationUnitsMs.s,
+];
 
-/** Parses "30s", "15m", "7d"... into milliseconds; undefined when the text is not a duration. */
+/**
+ * Parses "30s", "15m", "7d"... or ISO-8601 ("PT30S", "P7D", "PT1H30M") into milliseconds;
+ * undefined when the text is not a duration.
+ */
 export function parseDuration(text: string): number | undefined {
   const match = durationPattern.exec(text.trim());
   if (!match) return undefined;
-  const [, amount, unit] = match as unknown as [string, string, keyof typeof durationUnitsMs];
-  const ms = Math.round(Number(amount) * durationUnitsMs[unit]);
+  const [, amount, unit, ...iso] = match;
+  let ms = 0;
+  if (amount !== undefined) ms = Number(amount) * durationUnitsMs[unit as keyof typeof durationUnitsMs];
+  else
+    iso.forEach((part, i) => {
+      if (part !== undefined) ms += Number(part.replace(',', '.')) * isoUnitsMs[i]!;
+    });
+  ms = Math.round(ms);
   return Number.isFinite(ms) ? ms : undefined;
 }
 
@@ -183,21 +211,32 @@ export class InvalidInputError extends Error {
   }
 }
 
+/** The same object with its null fields absent: to the contract, null means "not given". */
+export type WithoutNulls<T> = { [K in keyof T]: Exclude<T[K], null> };
+export function withoutNulls<T extends object>(value: T): WithoutNulls<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== null)) as WithoutNulls<T>;
+}
+
 /**
  * An input that was checked when its consent started (by the worker, with ./schemas.ts), made into
  * the parsed form without checking it again: for runs continued as new, and for runs that started
- * before inputs were checked by an activity (their input passed the same rules then).
+ * before inputs were checked by an activity (their input passed the same rules then). What parsing
+ * changes is redone: nulls become absent, durations milliseconds, the reroute URL its normal form.
  */
 export function trustedInput(raw: AvatarConsentInput): ParsedAvatarConsentInput {
-  const { policy, ...rest } = raw;
-  if (!policy) return rest;
+  const { policy, recipient, notify, rerouteUrl, ...rest } = withoutNulls(raw);
+  const parsed: ParsedAvatarConsentInput = { ...withoutNulls(rest), recipient: withoutNulls(recipient) };
+  if (notify) parsed.notify = withoutNulls(notify);
+  if (rerouteUrl !== undefined)
+    parsed.rerouteUrl = URL.canParse(rerouteUrl) ? new URL(rerouteUrl).href : rerouteUrl;
+  if (!policy) return parsed;
   const durations = ['pollInitialInterval', 'pollMaxInterval', 'pollWindow', 'deadline', 'linkTtl'] as const;
-  const parsed: Record<string, unknown> = { ...policy };
+  const times: Record<string, unknown> = withoutNulls(policy);
   for (const key of durations) {
     const text = policy[key];
-    if (typeof text === 'string') parsed[key] = parseDuration(text);
+    if (typeof text === 'string') times[key] = parseDuration(text);
   }
-  return { ...rest, policy: parsed };
+  return { ...parsed, policy: times };
 }
 
 /** The worker's verdict on a workflow input (see src/activities/check-input.ts). */
@@ -298,7 +337,8 @@ export const CONSENT_PHASES = [
 export type ConsentPhase = (typeof CONSENT_PHASES)[number];
 
 /** Why the workflow cannot make progress until an operator acts (HeyGen 401/402/403). */
-export type BlockedReason = 'credentials' | 'billing' | 'access';
+export const BLOCKED_REASONS = ['credentials', 'billing', 'access'] as const;
+export type BlockedReason = (typeof BLOCKED_REASONS)[number];
 
 export interface ConsentStatusView {
   groupId: string;

@@ -63,17 +63,62 @@ export function isHttpsOrLocalUrl(text: string): boolean {
   return url.protocol === 'https:' || (url.protocol === 'http:' && isLocalHostname(url.hostname));
 }
 
-/** Where a person's browser goes after the consent page. */
+export const MAX_REROUTE_URL_LENGTH = 2048;
+/** An "@" before the host: `scheme://…@host` (a backslash counts as "/" in http(s) URLs: it ends the authority too). */
+const USERINFO = /^[A-Za-z][A-Za-z0-9+.-]*:[/\\]{2}[^/\\?#]*@/;
+
+/**
+ * Where a person's browser goes after the consent page. The URL parser silently drops tabs, line
+ * breaks and leading spaces, so a check on the text and the destination used could differ: such
+ * characters are refused outright. So are credentials (`user:pass@`): they would show in the
+ * person's address bar and HeyGen's logs, and `https://trusted.example@evil.example` reads as trusted.
+ */
 export const rerouteUrlSchema = z
   .string()
-  .max(2048, 'must be at most 2048 characters')
-  .refine(isHttpsOrLocalUrl, 'must be an https URL (plain http only for localhost)');
+  .max(MAX_REROUTE_URL_LENGTH, `must be at most ${MAX_REROUTE_URL_LENGTH} characters`)
+  // eslint-disable-next-line no-control-regex
+  .regex(/^[^\u0000-\u0020\u007f-\u009f\u2028\u2029]*$/, 'must not contain spaces or control characters')
+  .refine(isHttpsOrLocalUrl, 'must be an https URL (plain http only for localhost)')
+  .refine(
+    (text) =>
+      // Even an empty "@" in the authority is refused: there is no honest use for it.
+      !USERINFO.test(text) &&
+      (!URL.canParse(text) || (new URL(text).username === '' && new URL(text).password === '')),
+    'must not contain a user name or password ("user:pass@")',
+  );
+
+/**
+ * The same rule, giving the URL as the WHATWG parser normalises it (`URL.href`), never the caller's
+ * text: what was checked is what is used (the contract's `rerouteUrl`).
+ */
+export const normalisedRerouteUrlSchema = rerouteUrlSchema
+  .transform((text, ctx) => {
+    const href = new URL(text).href;
+    if (href.length > MAX_REROUTE_URL_LENGTH) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be at most ${MAX_REROUTE_URL_LENGTH} characters once normalised (percent-encoded)`,
+      });
+      return z.NEVER;
+    }
+    return href;
+  })
+  .meta({ format: 'uri' });
+
+/**
+ * The characters of a notify target's workflow ID. The ID is signalled, logged, and written by the
+ * starter into the workflow's Markdown details for the Web UI: without spaces, line breaks, backticks,
+ * brackets or angle brackets it can neither break out of its code span nor forge a link or a log
+ * line. The set still covers UUIDs, tenant prefixes ("acme:", "orders/"), e-mail-like and base64 IDs.
+ */
+export const NOTIFY_WORKFLOW_ID_PATTERN = /^[A-Za-z0-9._:/@=+-]{1,255}$/;
+export const NOTIFY_WORKFLOW_ID_RULE = 'must be 1-255 characters of A-Z, a-z, 0-9 and . _ : / @ = + -';
 
 /** A Temporal workflow ID that the project signals (a caller's notify target). */
 export const workflowIdSchema = z
   .string()
   .min(1, 'must not be empty')
-  .max(1000, 'must be at most 1000 characters');
+  .regex(NOTIFY_WORKFLOW_ID_PATTERN, NOTIFY_WORKFLOW_ID_RULE);
 
 /** A signal name a caller asks to be notified with. */
 export const signalNameSchema = z
