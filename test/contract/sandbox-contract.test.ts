@@ -1,5 +1,6 @@
 // Contract test: every answer the sandbox gives over real HTTP is validated against HeyGen's own
-// OpenAPI text (../shared/heygen/create-avatar-consent.openapi.yaml), loaded and compiled at run time.
+// OpenAPI text (vendor/heygen/create-avatar-consent.openapi.yaml, vendored: see its README), loaded
+// and compiled at run time.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -15,7 +16,7 @@ import { eventually } from '../../tools/kit/eventually.js';
 
 const SPEC_PATH =
   process.env.HEYGEN_SPEC_PATH ??
-  fileURLToPath(new URL('../../../shared/heygen/create-avatar-consent.openapi.yaml', import.meta.url));
+  fileURLToPath(new URL('../../vendor/heygen/create-avatar-consent.openapi.yaml', import.meta.url));
 const SPEC_ID = 'https://spec.heygen.test/create-avatar-consent.json';
 const CONSENT_PATH = '/v3/avatars/{group_id}/consent';
 const KEY = 'contract-key';
