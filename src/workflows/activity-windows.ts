@@ -36,7 +36,12 @@ export interface WindowOptions {
   /** How long the activity may keep retrying before the workflow takes stock. */
   windowMs: number;
   retry: RetryPolicy;
+  /** Ahead of the queue: the poll right after a nudge, which the person is waiting for. */
+  urgent?: boolean;
 }
+
+/** Temporal's task priority (1 is the highest; unset is the middle, 3). */
+const URGENT_PRIORITY = { priorityKey: 1 };
 
 /** HeyGen calls go to the HeyGen task queue, where one rate cap holds for every worker. */
 export function heygenActivities(window: WindowOptions): HeyGenActivities {
@@ -46,6 +51,7 @@ export function heygenActivities(window: WindowOptions): HeyGenActivities {
     startToCloseTimeout: HEYGEN_ATTEMPT_TIMEOUT_MS,
     retry: window.retry,
     taskQueue: heygenTaskQueueFor(workflowInfo().taskQueue),
+    ...(window.urgent ? { priority: URGENT_PRIORITY } : {}),
   });
 }
 
@@ -242,6 +248,8 @@ export async function runPollWindow(
       backoffCoefficient: schedule.backoffCoefficient,
       maximumInterval: schedule.maxIntervalMs,
     },
+    // After a nudge the person has just approved (most likely): this poll goes before routine ones.
+    urgent: controls.takeUrgent(),
   };
   const pollsSoFar = () => pollOffsetsWithin(Date.now() - now, interval, schedule).length;
   controls.nudged = false;

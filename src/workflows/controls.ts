@@ -2,7 +2,7 @@
  * What a caller can do while a consent runs: ask its status, nudge it, cancel it, resend the email,
  * or send it to someone else.
  */
-import { setHandler } from '@temporalio/workflow';
+import { patched, setHandler } from '@temporalio/workflow';
 import {
   cancelSignal,
   changeRecipientInputProblems,
@@ -29,19 +29,41 @@ export interface EmailControls {
   changeRecipient(input: ChangeRecipientInput): Promise<ChangeRecipientResult>;
 }
 
+/** Since this change, checkNow signals closer than CHECK_NOW_COOLDOWN_MS to the last one are ignored. */
+const CHECK_NOW_COOLDOWN = 'check-now-cooldown';
+/**
+ * A nudge polls at once, then tightly; more nudges right after add only HeyGen requests. The
+ * workflow is the one place that holds this for every gateway replica and across restarts.
+ */
+export const CHECK_NOW_COOLDOWN_MS = 10_000;
+
 export class Controls {
   /** A `checkNow` arrived (a hint, never proof of approval): poll at once. */
   nudged = false;
   /** The `cancel` signal arrived. */
   cancel: { reason?: string | undefined } | null = null;
+  /** The next poll follows a nudge. */
+  #urgent = false;
+  #lastNudgeAtMs = Number.NEGATIVE_INFINITY;
 
   readonly canceled = (): boolean => this.cancel !== null;
   readonly nudgedOrCanceled = (): boolean => this.nudged || this.cancel !== null;
 
+  /** Whether the poll about to start follows a nudge (asked once per window). */
+  takeUrgent(): boolean {
+    const urgent = this.#urgent;
+    this.#urgent = false;
+    return urgent;
+  }
+
   listen(state: ConsentState, board: StatusBoard, email: EmailControls): void {
     setHandler(statusQuery, () => board.view());
     setHandler(checkNowSignal, () => {
+      const now = Date.now();
+      if (now - this.#lastNudgeAtMs < CHECK_NOW_COOLDOWN_MS && patched(CHECK_NOW_COOLDOWN)) return;
+      this.#lastNudgeAtMs = now;
       this.nudged = true;
+      this.#urgent = true;
     });
     setHandler(cancelSignal, (input) => {
       this.cancel = { reason: input?.reason };

@@ -2,7 +2,7 @@
  * What the workflow shows about itself: the `status` query, the current details in the Temporal UI
  * (markdown), and the ConsentPhase/ConsentOutcome/ConsentBlocked search attributes.
  */
-import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   AvatarGroupIdAttribute,
   ConsentBlockedAttribute,
@@ -22,11 +22,21 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/**
+ * Since this change, the phases a consent passes through in seconds (looking, requesting, emailing,
+ * refreshing) are not upserted: each upsert is a billable action and a history event, and an
+ * operator looks for consents that wait, are blocked, or are done. A block is upserted in any phase.
+ */
+const FEWER_UPSERTS = 'fewer-phase-upserts';
+const PASSING_PHASES: ReadonlySet<string> = new Set(['looking', 'requesting', 'emailing', 'refreshing']);
+
 export class StatusBoard {
   /** Search attributes are kept up to date only when the starter set AvatarGroupId (they are registered then). */
   private readonly searchAttributesEnabled =
     workflowInfo().typedSearchAttributes.get(AvatarGroupIdAttribute) !== undefined;
-  private published = { phase: '', outcome: '', blocked: '' };
+  private readonly fewerUpserts = this.searchAttributesEnabled && patched(FEWER_UPSERTS);
+  // With fewer upserts, a new consent starts as the starter set it: not blocked.
+  private published = { phase: '', outcome: '', blocked: this.fewerUpserts ? 'none' : '' };
 
   constructor(
     private readonly groupId: string,
@@ -116,6 +126,7 @@ export class StatusBoard {
     const next = { phase: s.phase, outcome: s.outcome ?? '', blocked: s.blocked ?? 'none' };
     const p = this.published;
     if (next.phase === p.phase && next.outcome === p.outcome && next.blocked === p.blocked) return;
+    if (this.fewerUpserts && PASSING_PHASES.has(next.phase) && next.blocked === p.blocked) return;
     this.published = next;
     upsertSearchAttributes([
       { key: ConsentPhaseAttribute, value: next.phase },

@@ -33,6 +33,7 @@ import type { SmtpCatcher } from '../../tools/kit/smtp-catcher.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import { freePort } from '../../tools/kit/ports.js';
 import { startWorkerProcess } from '../helpers/worker-process.js';
+import { escapeMarkdown } from '../../src/rules/markdown.js';
 import { callerWorkflow } from '../workflows/test-workflows.js';
 import { eventually } from '../../tools/kit/eventually.js';
 
@@ -155,9 +156,9 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
     expect(description.typedSearchAttributes.get(ConsentPhaseAttribute)).toBe('done');
     expect(description.typedSearchAttributes.get(ConsentOutcomeAttribute)).toBe('approved');
     expect(description.typedSearchAttributes.get(ConsentBlockedAttribute)).toBe('none');
-    expect(await description.staticSummary()).toContain(group.id);
+    expect(await description.staticSummary()).toContain(escapeMarkdown(group.id));
     const details = await description.staticDetails();
-    expect(details).toContain(group.id);
+    expect(details).toContain(escapeMarkdown(group.id));
     expect(details).not.toContain(email);
     const listed = await eventually('visibility', async () => {
       const found = [];
@@ -169,6 +170,16 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
       return found.length > 0 ? found : undefined;
     });
     expect(listed).toEqual([workflowIdForGroup(group.id)]);
+
+    // Upserted only what operators filter on: waiting, then done (each upsert is a billable action).
+    const history = await env.client.workflow.getHandle(workflowIdForGroup(group.id)).fetchHistory();
+    const upsertedPhases = (history.events ?? [])
+      .map(
+        (e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.ConsentPhase,
+      )
+      .filter((payload) => payload?.data)
+      .map((payload) => JSON.parse(new TextDecoder().decode(payload!.data!)) as string);
+    expect(upsertedPhases).toEqual(['awaiting', 'done']);
   });
 
   it('a duplicate trigger attaches to the running workflow: one consent request, one email', async () => {

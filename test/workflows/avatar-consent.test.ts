@@ -219,6 +219,36 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(result.polls).toBe(2);
   });
 
+  it('ignores a checkNow within 10 s of the last one, and puts the nudged poll ahead of the queue', async () => {
+    const groupId = newGroup();
+    const events = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [
+          inputFor(groupId, {
+            policy: { pollInitialInterval: '6h', pollMaxInterval: '6h', pollWindow: '1d' },
+          }),
+        ],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      // Two nudges a moment apart (a double click, two gateway replicas): the second is ignored.
+      await handle.signal(checkNowSignal);
+      await handle.signal(checkNowSignal);
+      await handle.query(statusQuery); // answered after both signals were handled
+      heygen.approve(groupId);
+      await handle.result(); // the next scheduled poll, 6 h later in skipped time, sees the approval
+      return (await handle.fetchHistory()).events ?? [];
+    });
+    const polls = events
+      .map((e) => e.activityTaskScheduledEventAttributes)
+      .filter((a) => a?.activityType?.name === 'pollConsentStatus');
+    // The first window, and one window for the nudge (not one per nudge).
+    expect(polls).toHaveLength(2);
+    expect(polls[0]!.priority?.priorityKey ?? 0).toBe(0);
+    expect(polls[1]!.priority?.priorityKey).toBe(1);
+  });
+
   it('signals a caller workflow with avatarConsentCompleted and the typed result', async () => {
     const groupId = newGroup();
     heygen.approveOnGet.set(groupId, 3);
