@@ -178,7 +178,7 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
         (e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields?.ConsentPhase,
       )
       .filter((payload) => payload?.data)
-      .map((payload) => JSON.parse(new TextDecoder().decode(payload!.data!)) as string);
+      .map((payload) => JSON.parse(new TextDecoder().decode(payload!.data)) as string);
     expect(upsertedPhases).toEqual(['awaiting', 'done']);
   });
 
