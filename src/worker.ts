@@ -21,6 +21,7 @@ import {
 } from './config/worker-config.js';
 import type { WorkerConfig, WorkerTuning } from './config/worker-config.js';
 import { createSmtpMailer } from './email/index.js';
+import { createAvatarConsentNexusHandler } from './nexus/index.js';
 import { HeyGenClient, RateGate } from './heygen/index.js';
 import { createJsonLogger } from './logging.js';
 import { QueueGate } from './queue-gate.js';
@@ -78,6 +79,8 @@ export class ConsentWorker {
       taskQueue: options.taskQueue,
       ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
       activities,
+      // The consent as a Nexus operation (src/nexus), for callers in other namespaces.
+      nexusServices: [createAvatarConsentNexusHandler()],
       maxCachedWorkflows: tuning.maxCachedWorkflows,
       maxConcurrentWorkflowTaskExecutions: tuning.maxConcurrentWorkflowTasks,
       maxConcurrentActivityTaskExecutions: tuning.maxConcurrentActivities,
