@@ -3,7 +3,8 @@
  *
  *   Temporal dev server + Web UI   the kit's launcher (tools/kit/temporal-server.ts), state in a
  *                                  SQLite file so a restart keeps running workflows
- *   HeyGen sandbox                 in-process (startSandbox), its groups kept across restarts
+ *   HeyGen sandbox                 in-process (startSandbox), its groups and consent links kept
+ *                                  across restarts (sandbox-state.ts)
  *   mail catcher + web inbox       in-process: the kit's SMTP catcher and a web view (web-inbox.ts)
  *   consent-return gateway         in-process (startGateway)
  *   the worker                     in-process (runWorker), wired to the pieces above
@@ -31,7 +32,8 @@ import type { SmtpCatcher } from '../kit/smtp-catcher.js';
 import { temporalServer } from '../kit/temporal-server.js';
 import type { TemporalServer } from '../kit/temporal-server.js';
 import { portProblems } from './port-plan.js';
-import { restoreSandboxGroups, saveSandboxGroups } from './sandbox-groups.js';
+import { restoreSandboxState, SandboxStateWriter } from './sandbox-state.js';
+import type { Restored } from './sandbox-state.js';
 import { DEV_HOST, DEV_NAMESPACE, devGatewaySecret, devWorkerEnv, parseDevArgs, usage } from './settings.js';
 import type { DevStackSettings } from './settings.js';
 import { startWebInbox } from './web-inbox.js';
@@ -56,7 +58,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
   let connection: Connection | undefined;
   let worker: Promise<void> | undefined;
   let gateway: Gateway | undefined;
-  const groupsFile = join(settings.stateDir, 'sandbox-groups.json');
+  let sandboxState: SandboxStateWriter | undefined;
 
   let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -69,6 +71,7 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
     // One Ctrl-C often arrives more than once: from the terminal and relayed by npm and tsx.
     if (Date.now() - firstSignalAt < 2_000) return;
     console.error('Forced stop.');
+    sandboxState?.flush();
     // The kit kills a dev server still running when the process exits.
     process.exit(130);
   };
@@ -113,8 +116,15 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
     const booting = temporal.start({ signal: stop.signal });
     // Awaited below; a failure meanwhile must not count as unhandled.
     void booting.catch(() => undefined);
-    sandbox = await startSandbox({ host: DEV_HOST, port: ports.sandbox, apiKeys: [DEFAULT_API_KEY] });
-    const restored = restoreSandboxGroups(sandbox, groupsFile);
+    sandbox = await startSandbox({
+      host: DEV_HOST,
+      port: ports.sandbox,
+      apiKeys: [DEFAULT_API_KEY],
+      // Saved soon after every change, so a link handed out survives even a crash of this process.
+      onStateChange: () => sandboxState?.schedule(),
+    });
+    const restored = restoreSandboxState(sandbox, settings.stateDir);
+    sandboxState = new SandboxStateWriter(sandbox, settings.stateDir);
     mail = await startSmtpCatcher({
       host: DEV_HOST,
       port: ports.smtp,
@@ -204,12 +214,9 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
     }
     // Reverse order: the worker is down (or never started), then the pieces it used.
     if (sandbox) {
-      try {
-        const saved = await saveSandboxGroups(sandbox, groupsFile);
-        if (saved > 0) say(`  saved ${saved} sandbox group(s) to ${groupsFile}`);
-      } catch {
-        // Nothing to save, or the sandbox is already gone.
-      }
+      const saved = sandboxState?.flush() ?? 0;
+      if (saved > 0)
+        say(`  saved ${saved} sandbox group(s) and their consent links to ${sandboxState!.file}`);
       await sandbox.close();
     }
     await inbox?.close();
@@ -235,7 +242,7 @@ function printReady(
     sandbox: Sandbox;
     mail: SmtpCatcher;
     inbox: WebInbox;
-    restored: number;
+    restored: Restored;
   },
 ): void {
   const { temporal, config, sandbox, mail, inbox, restored } = stack;
@@ -258,9 +265,18 @@ function printReady(
   }
   if (config.SMTP_URL !== mail.url) say(`  Worker → SMTP     ${String(redacted.SMTP_URL)} (SMTP_URL)`);
   say(`  State             ${temporal.dbFile} (workflows survive a restart)`);
-  if (restored > 0) {
-    say(`                    ${restored} sandbox group(s) restored; consent links from before the restart`);
-    say(`                    no longer open: curl -X POST ${sandbox.url}/_sandbox/groups/<id>/approve`);
+  if (restored.groups > 0) {
+    say(
+      `                    ${restored.groups} sandbox group(s) and ${restored.consents} consent link(s) restored`,
+    );
+  }
+  if (restored.elsewhere > 0) {
+    say(
+      `                    ${restored.elsewhere} of those links name another sandbox address (DEV_SANDBOX_PORT`,
+    );
+    say(
+      `                    changed?): approve such a group with curl -X POST ${sandbox.url}/_sandbox/groups/<id>/approve`,
+    );
   }
   say();
   say('Try it: `npm run demo` in another terminal. Ctrl-C here stops everything.');

@@ -43,6 +43,7 @@ export class SandboxCore {
   publicUrl = '';
   readonly #keyDigests: Buffer[];
   readonly #shutdown = new AbortController();
+  readonly #onStateChange: (() => void) | undefined;
 
   constructor(options: SandboxOptions) {
     this.clock = new SandboxClock(options.now ?? Date.now);
@@ -58,6 +59,17 @@ export class SandboxCore {
       throw new RangeError('apiKeys must hold at least one non-empty key');
     }
     this.#keyDigests = keys.map(digest);
+    this.#onStateChange = options.onStateChange;
+  }
+
+  /** Tells the owner (SandboxOptions.onStateChange) that the state may have changed. */
+  notifyStateChange(): void {
+    try {
+      this.#onStateChange?.();
+    } catch (error) {
+      // The owner's problem (e.g. a full disk): the request it followed has been answered already.
+      console.error('heygen sandbox: onStateChange failed', error);
+    }
   }
 
   get shuttingDown(): boolean {

@@ -9,6 +9,13 @@ export interface StoredResponse {
   body: unknown;
 }
 
+/** One remembered response, as a snapshot keeps it. */
+export interface IdempotencyEntry {
+  scope: string;
+  createdAt: number;
+  response: StoredResponse;
+}
+
 type Entry =
   | { state: 'in_flight'; createdAt: number; ticket: object }
   | { state: 'done'; createdAt: number; response: StoredResponse };
@@ -55,6 +62,27 @@ export class IdempotencyStore {
         }
       },
     };
+  }
+
+  /** The remembered responses (not requests in flight: those died with the process), for a snapshot. */
+  export(): IdempotencyEntry[] {
+    this.#dropExpired(this.clock.now());
+    return [...this.#entries]
+      .filter((entry): entry is [string, Extract<Entry, { state: 'done' }>] => entry[1].state === 'done')
+      .map(([scope, entry]) => ({
+        scope,
+        createdAt: entry.createdAt,
+        response: structuredClone(entry.response),
+      }));
+  }
+
+  /** Takes remembered responses from a snapshot into an empty store. */
+  import(entries: readonly IdempotencyEntry[]): void {
+    if (this.#entries.size > 0)
+      throw new Error('idempotency keys can only be restored into an empty sandbox');
+    for (const { scope, createdAt, response } of entries) {
+      this.#entries.set(scope, { state: 'done', createdAt, response: structuredClone(response) });
+    }
   }
 
   #dropExpired(now: number): void {

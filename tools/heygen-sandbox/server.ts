@@ -9,7 +9,8 @@ import { SandboxCore } from './core.js';
 import type { ApiResponse } from './http.js';
 import { apiError, notFound, singleHeader, writeJson, writeRaw } from './http.js';
 import { createGroupInputSchema, groupPatchSchema } from './schemas.js';
-import type { LedgerEntry, Sandbox, SandboxOptions } from './types.js';
+import { restoreInto, snapshotOf } from './snapshot.js';
+import type { AvatarGroupItem, CreateGroupInput, LedgerEntry, Sandbox, SandboxOptions } from './types.js';
 import { handleApiRequest } from './v3-api.js';
 
 export type * from './types.js';
@@ -30,6 +31,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const url = `http://${urlHost(host)}:${port}`;
   core.publicUrl = (options.publicUrl ?? url).replace(/\/+$/, '');
 
+  const changing =
+    <A extends unknown[], R>(fn: (...args: A) => R) =>
+    (...args: A): R => {
+      const result = fn(...args);
+      core.notifyStateChange();
+      return result;
+    };
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -42,11 +51,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       });
       return closing;
     },
-    createGroup: (input) => core.groups.create(createGroupInputSchema.parse(input ?? {})),
+    createGroup: changing((input?: CreateGroupInput) =>
+      core.groups.create(createGroupInputSchema.parse(input ?? {})),
+    ),
     getGroup: (id) => core.groups.get(id),
-    updateGroup: (id, patch) => void core.groups.update(id, groupPatchSchema.parse(patch)),
-    deleteGroup: (id) => void core.groups.delete(id),
-    approve: (groupId) => void core.approve(groupId),
+    updateGroup: changing((id: string, patch: Partial<AvatarGroupItem>) => {
+      core.groups.update(id, groupPatchSchema.parse(patch));
+    }),
+    deleteGroup: changing((id: string) => {
+      core.groups.delete(id);
+    }),
+    approve: changing((groupId: string) => {
+      core.approve(groupId);
+    }),
     consents: (groupId) => core.consents.list(groupId),
     ledger: () => core.ledger.list(),
     clearLedger: () => core.ledger.clear(),
@@ -55,6 +72,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     faults: () => core.faults.list(),
     advanceClock: (ms) => core.clock.advance(ms),
     now: () => core.clock.now(),
+    snapshot: () => snapshotOf(core),
+    restore: changing((snapshot: unknown) => restoreInto(core, snapshot)),
   };
 }
 
@@ -93,6 +112,8 @@ async function serve(core: SandboxCore, req: IncomingMessage, res: ServerRespons
         query: url.search.slice(1),
         idempotencyKey: singleHeader(req, 'idempotency-key') ?? null,
       });
+  // Reads leave the state as it was; anything else may have changed it (even when it failed).
+  if (method !== 'GET' && method !== 'HEAD') res.once('close', () => core.notifyStateChange());
   const sendJson = (response: ApiResponse): void => {
     if (entry) entry.status = response.status;
     if (response.status === 204) res.writeHead(204).end();

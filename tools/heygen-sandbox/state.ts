@@ -24,7 +24,7 @@ export class SandboxClock {
   }
 }
 
-interface StoredGroup {
+export interface StoredGroup {
   item: AvatarGroupItem;
   /** Creation order, used for listing and as the pagination cursor (stable under deletions). */
   seq: number;
@@ -147,6 +147,20 @@ export class GroupStore {
     if (!stored) throw new Error(`avatar group ${id} not found`);
     return stored;
   }
+
+  /** Every group with its order and training timer, in creation order (for a snapshot). */
+  export(): StoredGroup[] {
+    return [...this.#groups.values()].sort((a, b) => a.seq - b.seq).map((g) => structuredClone(g));
+  }
+
+  /** Takes groups from a snapshot into an empty store, keeping their order (the list cursor). */
+  import(groups: readonly StoredGroup[]): void {
+    if (this.#groups.size > 0) throw new Error('groups can only be restored into an empty sandbox');
+    for (const group of groups) {
+      this.#groups.set(group.item.id, structuredClone(group));
+      this.#nextSeq = Math.max(this.#nextSeq, group.seq + 1);
+    }
+  }
 }
 
 export class ConsentStore {
@@ -199,5 +213,11 @@ export class ConsentStore {
     if (!record) throw new Error('consent not found');
     record.decision = decision;
     record.decidedAt = this.clock.now();
+  }
+
+  /** Takes consent records from a snapshot into an empty store: their links open again. */
+  import(records: readonly ConsentRecord[]): void {
+    if (this.#byToken.size > 0) throw new Error('consents can only be restored into an empty sandbox');
+    for (const record of records) this.#byToken.set(record.token, { ...record });
   }
 }

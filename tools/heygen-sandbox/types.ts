@@ -1,6 +1,8 @@
 // Public types of the HeyGen sandbox. The API shapes (AvatarGroupItem and friends) follow
-// ../shared/heygen/create-avatar-consent.openapi.yaml; they are written by hand here so the sandbox
-// does not depend on the generated client types.
+// vendor/heygen/create-avatar-consent.openapi.yaml; they are written by hand here so the sandbox does
+// not depend on the generated client types.
+
+import type { SandboxSnapshot } from './snapshot.js';
 
 export const AVATAR_STATUSES = ['processing', 'pending_consent', 'failed', 'completed'] as const;
 export type AvatarStatus = (typeof AVATAR_STATUSES)[number];
@@ -121,6 +123,11 @@ export interface SandboxOptions {
   consentLinkTtlMs?: number | null;
   /** Base clock in ms. Default Date.now. */
   now?: () => number;
+  /**
+   * Called after anything that may have changed the state a snapshot() holds: a request that is not
+   * a GET or HEAD (API, consent page or admin API), or a change through the methods below.
+   */
+  onStateChange?: () => void;
 }
 
 export interface Sandbox {
@@ -145,4 +152,8 @@ export interface Sandbox {
   advanceClock(ms: number): void;
   /** The sandbox clock, ms. */
   now(): number;
+  /** Groups, consent links and idempotent responses as data (see snapshot.ts). */
+  snapshot(): SandboxSnapshot;
+  /** Loads a snapshot into this sandbox, which must hold nothing yet; throws on a malformed one. */
+  restore(snapshot: unknown): { groups: number; consents: number };
 }
