@@ -136,7 +136,16 @@ export function dependenciesFromConfig(config: WorkerConfig, onRateLimited?: (re
     ...(onRateLimited ? { onRateLimited } : {}),
   });
   const mailer = createSmtpMailer({ smtpUrl: config.SMTP_URL, from: config.EMAIL_FROM });
-  return { heygen, mailer, messageIdDomain: emailDomain(config.EMAIL_FROM), returnLinks: config.returnLinks };
+  return {
+    heygen,
+    mailer,
+    messageIdDomain: emailDomain(config.EMAIL_FROM),
+    returnLinks: config.returnLinks,
+    rerouteRules: {
+      allowLocalHttp: config.REROUTE_URL_ALLOW_LOCAL_HTTP,
+      allowedHosts: config.REROUTE_URL_ALLOWED_HOSTS ?? null,
+    },
+  };
 }
 
 /**
@@ -208,7 +217,14 @@ export async function runWorker(
       namespace: config.temporal.namespace,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       dependencies: deps,
-      dataConverter: dataConverterFor(config.codecKeyring),
+      dataConverter: dataConverterFor(config.codecKeyring, {
+        refuse: config.AVATAR_CONSENT_REQUIRE_ENCRYPTION,
+        acceptUntilMs: config.AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL,
+        onAccepted: () =>
+          Runtime.instance().logger.warn('a plaintext payload was accepted in the migration window', {
+            until: new Date(config.AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL ?? 0).toISOString(),
+          }),
+      }),
       heygenMaxRps: config.HEYGEN_MAX_RPS,
       tuning: {
         maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,

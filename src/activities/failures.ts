@@ -25,13 +25,34 @@ function blockedReasonFor(status: number | null): BlockedReason {
   return 'credentials';
 }
 
-/** Keeps given personal data (the recipient's address) out of failure messages, which Temporal stores unencrypted. */
+/**
+ * Keeps what we sent (the recipient's address, the consent text) out of failure messages: a mail
+ * server or HeyGen may quote it back, and without payload encryption Temporal stores messages in clear.
+ */
 export type Scrub = (text: string) => string;
 const keep: Scrub = (text) => text;
 
-export function scrubbing(values: readonly (string | undefined)[]): Scrub {
-  const present = values.filter((v): v is string => typeof v === 'string' && v.length >= 3);
-  return (text) => present.reduce((out, value) => out.split(value).join('[recipient]'), text);
+/** Fragments shorter than this are left alone: too common to be telling, and scrubbing them would garble messages. */
+const MIN_SCRUBBED_LENGTH = 3;
+
+export function scrubbing(values: readonly (string | undefined)[], placeholder = '[recipient]'): Scrub {
+  const present = values
+    .filter((v): v is string => typeof v === 'string' && v.length >= MIN_SCRUBBED_LENGTH)
+    // Longest first, so a value that contains another is removed whole.
+    .sort((a, b) => b.length - a.length);
+  return (text) => present.reduce((out, value) => out.split(value).join(placeholder), text);
+}
+
+/**
+ * Scrubs an echoed consent text: the whole text, and each of its lines and sentences of 12 characters
+ * or more (an error message tends to quote the part it objects to, not all of it).
+ */
+export function scrubbingConsentText(text: string | undefined): Scrub {
+  if (!text) return keep;
+  const parts = [text, ...text.split(/\n|(?<=[.!?])\s+/).map((part) => part.trim())].filter(
+    (p) => p.length >= 12,
+  );
+  return scrubbing(parts, '[consent text]');
 }
 
 export function heygenFailure(

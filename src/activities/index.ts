@@ -11,8 +11,8 @@ import type { AvatarGroupItem, HeyGenClient } from '../heygen/index.js';
 import { HeyGenError } from '../heygen/index.js';
 import { consentDecision, isKnownConsentStatus } from '../rules/consent-decision.js';
 import { createInputActivities } from './check-input.js';
-import type { InputActivities } from './check-input.js';
-import { consentPending, scrubbing, toActivityFailure } from './failures.js';
+import type { InputActivities, RerouteRules } from './check-input.js';
+import { consentPending, scrubbing, scrubbingConsentText, toActivityFailure } from './failures.js';
 import type {
   ConsentLink,
   GroupSnapshot,
@@ -33,6 +33,8 @@ export interface ActivityDependencies {
   messageIdDomain: string;
   /** When set, HeyGen's reroute_url points at the gateway, which signals checkNow (src/gateway). */
   returnLinks?: ReturnLinkConfig | undefined;
+  /** What this deployment allows as a caller's rerouteUrl (default: https only, any host). */
+  rerouteRules?: RerouteRules | undefined;
 }
 
 export function toGroupSnapshot(group: AvatarGroupItem): GroupSnapshot {
@@ -131,7 +133,8 @@ export function createHeyGenActivities({
         });
         return { consentUrl: url, group: toGroupSnapshot(avatarGroup) };
       } catch (err) {
-        const failure = toActivityFailure(err, attempt);
+        // HeyGen may quote the consent text back (URLs it quotes are scrubbed by the classifier).
+        const failure = toActivityFailure(err, attempt, {}, scrubbingConsentText(input.consentText));
         log.warn('consent request failed', {
           groupId: input.groupId,
           type: failure.type,
@@ -226,5 +229,9 @@ export type { InputActivities };
  * activity), and the HeyGen calls scheduled there before the HeyGen queue existed.
  */
 export function createActivities(deps: ActivityDependencies): ConsentActivities {
-  return { ...createHeyGenActivities(deps), ...createEmailActivities(deps), ...createInputActivities() };
+  return {
+    ...createHeyGenActivities(deps),
+    ...createEmailActivities(deps),
+    ...createInputActivities(deps.rerouteRules),
+  };
 }

@@ -10,6 +10,8 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { METADATA_ENCODING_KEY } from '@temporalio/common';
 import proto from '@temporalio/proto';
 
@@ -58,8 +60,31 @@ function settle<T>(work: () => T): Promise<T> {
   }
 }
 
+/** A plaintext payload reached a worker that requires encryption (AVATAR_CONSENT_REQUIRE_ENCRYPTION). */
+export class PlaintextPayloadError extends Error {
+  override readonly name = 'PlaintextPayloadError';
+}
+
+export interface PlaintextPolicy {
+  /** Refuse payloads that are not encrypted (a caller without the codec). */
+  refuse: boolean;
+  /** A migration window: until this time (epoch ms) plaintext is still accepted. */
+  acceptUntilMs?: number | undefined;
+  /** Told once when plaintext is accepted in the migration window. */
+  onAccepted?: () => void;
+  now?: () => number;
+}
+
+/** `binary/null` carries no data (an absent argument): nothing to protect, and clients send it bare. */
+const NULL_ENCODING = 'binary/null';
+
 export class EncryptionCodec implements PayloadCodec {
-  constructor(private readonly keyring: CodecKeyring) {}
+  #toldAccepted = false;
+
+  constructor(
+    private readonly keyring: CodecKeyring,
+    private readonly plaintext: PlaintextPolicy = { refuse: false },
+  ) {}
 
   encode(payloads: Payload[]): Promise<Payload[]> {
     return settle(() => payloads.map((payload) => this.encryptOne(payload)));
@@ -87,9 +112,31 @@ export class EncryptionCodec implements PayloadCodec {
     };
   }
 
+  /**
+   * A plaintext payload on a worker that requires encryption: refused (the workflow task fails with
+   * this message, so nothing runs on a caller's unencrypted input), or let through during the
+   * migration window.
+   */
+  private plaintextPassing(payload: Payload): Payload {
+    const { refuse, acceptUntilMs, onAccepted, now = Date.now } = this.plaintext;
+    if (!refuse) return payload;
+    const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
+    if (encoding && textDecoder.decode(encoding) === NULL_ENCODING) return payload;
+    if (acceptUntilMs !== undefined && now() < acceptUntilMs) {
+      if (!this.#toldAccepted) onAccepted?.();
+      this.#toldAccepted = true;
+      return payload;
+    }
+    throw new PlaintextPayloadError(
+      'A plaintext payload was refused: AVATAR_CONSENT_REQUIRE_ENCRYPTION is set, so every caller must ' +
+        'encrypt with the project codec (docs/integrators.md); AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL opens a migration window',
+    );
+  }
+
   private decryptOne(payload: Payload): Payload {
-    // Anything we did not encrypt (older unencrypted histories, other encodings) passes through.
-    if (!isEncryptedPayload(payload)) return payload;
+    // Anything we did not encrypt (older unencrypted histories, other encodings) passes through,
+    // unless this worker requires encryption.
+    if (!isEncryptedPayload(payload)) return this.plaintextPassing(payload);
 
     const keyIdBytes = payload.metadata?.[METADATA_ENCRYPTION_KEY_ID];
     if (!keyIdBytes || keyIdBytes.length === 0) {
@@ -142,14 +189,24 @@ export class EncryptionCodec implements PayloadCodec {
   }
 }
 
-export function createEncryptionCodec(keyring: CodecKeyring): PayloadCodec {
-  return new EncryptionCodec(keyring);
+/** ./failure-converter.ts beside this file (.js once built). */
+const encodedFailureConverterPath = fileURLToPath(
+  new URL(`./failure-converter${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
+
+export function createEncryptionCodec(keyring: CodecKeyring, plaintext?: PlaintextPolicy): PayloadCodec {
+  return new EncryptionCodec(keyring, plaintext);
 }
 
 /**
  * The data converter options for `Worker.create({ dataConverter })` and `new Client({ dataConverter })`:
- * the encryption codec when a keyring is configured, nothing (plain payloads) when it is null.
+ * with a keyring, the encryption codec, and failures whose message and stack trace are encoded too
+ * (HeyGen's and the mail server's words, which may quote what we sent); without one, plain payloads.
  */
-export function dataConverterFor(keyring: CodecKeyring | null): DataConverter {
-  return keyring ? { payloadCodecs: [createEncryptionCodec(keyring)] } : {};
+export function dataConverterFor(keyring: CodecKeyring | null, plaintext?: PlaintextPolicy): DataConverter {
+  if (!keyring) return {};
+  return {
+    payloadCodecs: [createEncryptionCodec(keyring, plaintext)],
+    failureConverterPath: encodedFailureConverterPath,
+  };
 }

@@ -7,7 +7,9 @@ export {
   isEncryptedPayload,
   METADATA_ENCRYPTION_KEY_ID,
   PayloadDecryptionError,
+  PlaintextPayloadError,
 } from './encryption-codec.js';
+export type { PlaintextPolicy } from './encryption-codec.js';
 export {
   CODEC_ACTIVE_KEY_VAR,
   CODEC_KEY_BYTES,

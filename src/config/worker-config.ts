@@ -14,7 +14,7 @@ import {
 } from '../temporal-connection.js';
 import type { TemporalConnectionConfig } from '../temporal-connection.js';
 import type { ReturnLinkConfig } from '../gateway/tokens.js';
-import { ConfigError, flagVar, formatIssues, withoutBlanks } from './env.js';
+import { ConfigError, envVar, flagVar, formatIssues, withoutBlanks } from './env.js';
 import { HEYGEN_HTTP_TIMEOUT_DEFAULT_MS, HEYGEN_HTTP_TIMEOUT_MAX_MS } from './timeouts.js';
 
 export { ConfigError };
@@ -123,6 +123,36 @@ export const workerEnvSchema = z.object({
   METRICS_HOST: nonEmpty('METRICS_HOST').default('0.0.0.0'),
   /** Refuse to start without payload encryption keys (set it in production). */
   AVATAR_CONSENT_REQUIRE_ENCRYPTION: flagVar(false),
+  /** Accept a caller's plain-http localhost rerouteUrl: for a local deployment (npm run dev) only. */
+  REROUTE_URL_ALLOW_LOCAL_HTTP: flagVar(false),
+  /** Comma-separated host names a caller's rerouteUrl may point at; unset: any https host. */
+  REROUTE_URL_ALLOWED_HOSTS: envVar(
+    z
+      .string()
+      .transform((text) =>
+        text
+          .split(',')
+          .map((host) => host.trim().toLowerCase())
+          .filter(Boolean),
+      )
+      .pipe(
+        z
+          .array(z.string().regex(/^[a-z0-9.-]+$/, 'must list host names such as app.example.com'))
+          .min(1, 'must list at least one host'),
+      )
+      .optional(),
+  ),
+  /**
+   * With AVATAR_CONSENT_REQUIRE_ENCRYPTION, plaintext payloads (callers without the codec) are still
+   * accepted until this time: the migration window. Set it past the longest deadline of any consent
+   * started in plaintext, or those consents stop when the window closes.
+   */
+  AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL: envVar(
+    z.iso
+      .datetime({ offset: true, message: 'must be an ISO-8601 date-time, e.g. 2027-01-31T00:00:00Z' })
+      .transform((text) => Date.parse(text))
+      .optional(),
+  ),
 });
 
 export type WorkerConfig = z.output<typeof workerEnvSchema> & {

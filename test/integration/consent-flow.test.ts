@@ -2,7 +2,6 @@
  * Everything a user would see, over real protocols: the Temporal dev server, the HeyGen sandbox over
  * HTTP, a real SMTP server, and the real activities, clients and worker wiring.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -262,54 +261,6 @@ describe('consent flow on the dev server with the sandbox and real SMTP', () => 
     });
     expect(result).toMatchObject({ outcome: 'approved', emailsSent: 1 });
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1);
-  });
-});
-
-describe('the starter CLI', () => {
-  function runStarter(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      const proc = spawn(process.execPath, ['--import', 'tsx', 'src/starter.ts', ...args], {
-        cwd: fileURLToPath(new URL('../..', import.meta.url)),
-        env: { ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'default' },
-      });
-      let stdout = '';
-      let stderr = '';
-      proc.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      proc.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
-  }
-
-  it('--wait shows progress until the end and exits 0 for approved; a second trigger attaches', async () => {
-    const group = sandbox.createGroup({ name: 'CLI' });
-    const email = `${uniqueName('cli')}@example.com`;
-    const { first, second } = await withWorker(async (taskQueue) => {
-      const args = ['--group-id', group.id, '--email', email, '--name', 'Ada', '--task-queue', taskQueue];
-      const waiting = runStarter([...args, '--wait']);
-      const [mail] = await smtp.waitForMessages(1, { to: email, timeoutMs: 60_000 });
-      const attached = await runStarter(args);
-      await approveFromEmail(mail!.text);
-      return { first: await waiting, second: attached };
-    });
-    expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toContain(`consent workflow avatar-consent-${group.id}`);
-    expect(first.stdout).toMatch(/phase=awaiting/);
-    expect(first.stdout).toMatch(/"outcome": "approved"/);
-    expect(second.code).toBe(0);
-    expect(consentPosts(group.id)).toHaveLength(1);
-  });
-
-  it('exits 1 for an outcome other than approved, and 2 with the field named for bad arguments', async () => {
-    const missing = `ag_cli_missing_${Date.now()}`;
-    const notFound = await withWorker((taskQueue) =>
-      runStarter(['--group-id', missing, '--email', 'x@example.com', '--task-queue', taskQueue, '--wait']),
-    );
-    expect(notFound.code).toBe(1);
-    expect(notFound.stdout).toMatch(/"outcome": "group_not_found"/);
-    const bad = await runStarter(['--group-id', 'ag/../x', '--email', 'nobody']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/groupId: must be/);
-    expect(bad.stderr).toMatch(/recipient\.email/);
   });
 });
 

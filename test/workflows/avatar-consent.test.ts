@@ -19,6 +19,7 @@ import {
 } from '../../src/contract/index.js';
 import type { AvatarConsentInput, AvatarConsentResult, ConsentStatusView } from '../../src/contract/index.js';
 import { MailError } from '../../src/email/index.js';
+import type { RerouteRules } from '../../src/activities/check-input.js';
 import { createConsentWorker } from '../../src/worker.js';
 import { FakeHeyGen } from '../../tools/kit/fake-heygen.js';
 import { FakeMailer } from '../../tools/kit/fake-mailer.js';
@@ -46,14 +47,14 @@ afterAll(async () => {
 });
 
 /** Runs `fn` with a worker of the real activities on a fresh task queue. */
-async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+async function withWorker<T>(fn: (taskQueue: string) => Promise<T>, rerouteRules?: RerouteRules): Promise<T> {
   const taskQueue = uniqueName('consent');
   const worker = await createConsentWorker({
     connection: env.nativeConnection,
     namespace: 'default',
     taskQueue,
     workflowBundle: bundle,
-    dependencies: { heygen, mailer, messageIdDomain: 'test.example' },
+    dependencies: { heygen, mailer, messageIdDomain: 'test.example', rerouteRules },
   });
   // Workflows start once the worker polls: a time-skipping server left alone with a pending result()
   // skips ahead past the first workflow task's timeout, again and again.
@@ -482,6 +483,30 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(new Set(emails.map((e) => e.messageId)).size).toBe(3);
     expect(emails[2]!.generation).toBe(2);
     expect(result.outcome).toBe('expired');
+  });
+
+  it("applies the deployment's rerouteUrl rules: local http only where allowed, an optional host list", async () => {
+    const run = (groupId: string, rerouteUrl: string, rules: RerouteRules) =>
+      withWorker(
+        (taskQueue) =>
+          env.client.workflow.execute(avatarConsentWorkflow, {
+            taskQueue,
+            workflowId: workflowIdForGroup(groupId),
+            args: [inputFor(groupId, { rerouteUrl })],
+          }),
+        rules,
+      );
+    const approved = { consent_status: 'approved', status: 'completed' } as const;
+    const local = await run(newGroup(approved), 'http://localhost:3000/done', {});
+    expect(local).toMatchObject({ outcome: 'invalid_input', error: { fields: [{ path: 'rerouteUrl' }] } });
+    expect(local.error?.message).toMatch(/only where the deployment is local/);
+    expect(
+      (await run(newGroup(approved), 'http://localhost:3000/done', { allowLocalHttp: true })).outcome,
+    ).toBe('approved');
+    const listed = { allowedHosts: ['app.example.com'] };
+    expect((await run(newGroup(approved), 'https://app.example.com/done', listed)).outcome).toBe('approved');
+    const elsewhere = await run(newGroup(approved), 'https://evil.example.net/done', listed);
+    expect(elsewhere.error?.message).toMatch(/allowed hosts/);
   });
 
   it('ends bad input with invalid_input naming every field, and still tells the caller', async () => {

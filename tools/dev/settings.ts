@@ -120,6 +120,8 @@ export function devWorkerEnv(
     SMTP_URL: set.SMTP_URL ?? local.smtpUrl,
     EMAIL_FROM: set.EMAIL_FROM ?? 'Avatar consent <consent@localhost>',
     LOG_LEVEL: set.LOG_LEVEL ?? 'INFO',
+    // A local stack: a caller's rerouteUrl may be a plain-http page on this machine.
+    REROUTE_URL_ALLOW_LOCAL_HTTP: set.REROUTE_URL_ALLOW_LOCAL_HTTP ?? 'true',
     // The consent page's redirect goes through the local gateway, which nudges the workflow.
     ...(local.gatewayUrl && local.gatewaySecret && set.PUBLIC_BASE_URL === undefined
       ? { PUBLIC_BASE_URL: local.gatewayUrl, GATEWAY_SECRET: local.gatewaySecret }

@@ -22,6 +22,8 @@ type Failure = {
   code: string;
   retryAfterMs?: number;
   param?: string;
+  /** HeyGen's own words (default: "HeyGen <status> <code>"). */
+  message?: string;
 };
 
 export class FakeHeyGen implements HeyGenApi {
@@ -93,7 +95,7 @@ export class FakeHeyGen implements HeyGenApi {
       call.outcome = `${entry.failure.status}`;
       throw new HeyGenError({
         kind: entry.failure.kind,
-        message: `HeyGen ${entry.failure.status} ${entry.failure.code}`,
+        message: entry.failure.message ?? `HeyGen ${entry.failure.status} ${entry.failure.code}`,
         method,
         path: `/v3/avatars/${groupId}`,
         status: entry.failure.status,
