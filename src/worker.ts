@@ -220,10 +220,11 @@ export async function runWorker(
       dataConverter: dataConverterFor(config.codecKeyring, {
         refuse: config.AVATAR_CONSENT_REQUIRE_ENCRYPTION,
         acceptUntilMs: config.AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL,
-        onAccepted: () =>
+        onAccepted: () => {
           Runtime.instance().logger.warn('a plaintext payload was accepted in the migration window', {
             until: new Date(config.AVATAR_CONSENT_ACCEPT_PLAINTEXT_UNTIL ?? 0).toISOString(),
-          }),
+          });
+        },
       }),
       heygenMaxRps: config.HEYGEN_MAX_RPS,
       tuning: {

@@ -11,10 +11,14 @@ const SHOWN_IN_CLEAR = new Set(['PlaintextPayloadError']);
 const plain = new DefaultFailureConverter({ encodeCommonAttributes: false });
 
 class EncodedFailureConverter extends DefaultFailureConverter {
-  override errorToFailure(err: unknown, payloadConverter: PayloadConverter): ProtoFailure {
+  override errorToFailure(
+    err: unknown,
+    payloadConverter: PayloadConverter,
+    context?: SerializationContext,
+  ): ProtoFailure {
     if (err instanceof Error && SHOWN_IN_CLEAR.has(err.name))
-      return plain.errorToFailure(err, payloadConverter);
-    return super.errorToFailure(err, payloadConverter);
+      return plain.errorToFailure(err, payloadConverter, context);
+    return super.errorToFailure(err, payloadConverter, context);
   }
 }
 
