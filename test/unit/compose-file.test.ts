@@ -44,6 +44,7 @@ interface Service {
   entrypoint?: string | string[];
   volumes?: Array<string | Json>;
   configs?: Array<string | { source: string; target?: string }>;
+  restart?: string;
 }
 
 const isRecord = (value: unknown): value is Json =>
