@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import type { DataConverter } from '@temporalio/common';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { DataConverter, LogLevel, LogMetadata } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities, createHeyGenActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
@@ -25,6 +25,7 @@ import { createAvatarConsentNexusHandler } from './nexus/index.js';
 import { HeyGenClient, RateGate } from './heygen/index.js';
 import { createJsonLogger } from './logging.js';
 import { QueueGate } from './queue-gate.js';
+import { isLocalHostname } from './rules/input.js';
 
 /** The workflow entry point, next to this file: `.ts` under tsx and tests, `.js` once built. */
 export const workflowsPath = fileURLToPath(
@@ -60,6 +61,24 @@ export const prebuiltWorkflowBundle = fileURLToPath(new URL('./workflow-bundle.j
  * requests across every worker process. The first also serves the HeyGen activities, for activities
  * scheduled there before the HeyGen queue existed.
  */
+/**
+ * Without a pre-built bundle (tsx, dev), bundles src/workflows now. Webpack's stats go to debug level:
+ * at info they would be one large message at every start.
+ */
+async function bundleAtStart(): Promise<WorkerOptions['workflowBundle']> {
+  const logger = Runtime.instance().logger;
+  const quiet = {
+    log: (level: LogLevel, message: string, meta?: LogMetadata) =>
+      logger.log(level === 'INFO' ? 'DEBUG' : level, message, meta),
+    trace: (message: string, meta?: LogMetadata) => logger.trace(message, meta),
+    debug: (message: string, meta?: LogMetadata) => logger.debug(message, meta),
+    info: (message: string, meta?: LogMetadata) => logger.debug(message, meta),
+    warn: (message: string, meta?: LogMetadata) => logger.warn(message, meta),
+    error: (message: string, meta?: LogMetadata) => logger.error(message, meta),
+  };
+  return bundleWorkflowCode({ workflowsPath, logger: quiet });
+}
+
 export class ConsentWorker {
   private constructor(readonly workers: readonly [Worker, Worker]) {}
 
@@ -73,11 +92,11 @@ export class ConsentWorker {
     const tuning = { ...DEFAULT_WORKER_TUNING, ...options.tuning };
     const workflowBundle =
       options.workflowBundle ??
-      (existsSync(prebuiltWorkflowBundle) ? { codePath: prebuiltWorkflowBundle } : undefined);
+      (existsSync(prebuiltWorkflowBundle) ? { codePath: prebuiltWorkflowBundle } : await bundleAtStart());
     const main = await Worker.create({
       ...shared,
       taskQueue: options.taskQueue,
-      ...(workflowBundle ? { workflowBundle } : { workflowsPath }),
+      workflowBundle,
       activities,
       // The consent as a Nexus operation (src/nexus), for callers in other namespaces.
       nexusServices: [createAvatarConsentNexusHandler()],
@@ -153,7 +172,9 @@ export function dependenciesFromConfig(config: WorkerConfig, onRateLimited?: (re
  * set. Its default shutdown signals (SIGINT, SIGTERM...) stop the worker gracefully.
  */
 export function installRuntime(config: WorkerConfig): void {
-  const logger = createJsonLogger(config.LOG_LEVEL, secretsOf(config));
+  const logger = createJsonLogger(config.LOG_LEVEL, secretsOf(config), undefined, {
+    taskTokens: config.LOG_TASK_TOKENS,
+  });
   Runtime.install({
     logger,
     ...(config.METRICS_PORT
@@ -166,9 +187,15 @@ export function installRuntime(config: WorkerConfig): void {
   });
   logger.info('avatar-consent worker configured', { config: redactConfig(config) });
   if (!config.codecKeyring) {
-    logger.warn('payload encryption is off: addresses and consent links are stored in clear in Temporal', {
-      fix: 'set AVATAR_CONSENT_CODEC_KEYS (npm run codec-server -- --generate-key)',
-    });
+    // Normal on a local stack (the sandbox); a warning anywhere HeyGen is real.
+    const local = isLocalHostname(new URL(config.HEYGEN_BASE_URL).hostname);
+    logger.log(
+      local ? 'INFO' : 'WARN',
+      'payload encryption is off: addresses and consent links are stored in clear in Temporal',
+      {
+        fix: 'set AVATAR_CONSENT_CODEC_KEYS (npm run codec-server -- --generate-key)',
+      },
+    );
   }
 }
 

@@ -135,12 +135,16 @@ export function mailFailure(err: MailError, attempt: number, scrub: Scrub = keep
 
 /** A still-pending poll: benign (no error logs or failure metrics), retried on the polling schedule. */
 export function consentPending(details: AttemptDetails): ApplicationFailure {
-  return ApplicationFailure.create({
+  const pending = ApplicationFailure.create({
     type: FailureType.consentPending,
     message: `consent still pending (consent_status=${details.consentStatus ?? 'null'}, status=${details.avatarStatus ?? 'null'})`,
     details: [details],
     category: ApplicationFailureCategory.BENIGN,
   });
+  // Not an error: the UI shows the pending poll's last "failure", and a stack trace there would
+  // make a normal wait look like a crash.
+  pending.stack = '';
+  return pending;
 }
 
 /** Maps anything a client throws to a Temporal failure; unknown errors become plain retryable failures without secrets. */

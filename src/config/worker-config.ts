@@ -99,6 +99,8 @@ export const workerEnvSchema = z.object({
   SMTP_URL: z.string({ error: 'is required, e.g. smtp://localhost:1025' }).pipe(smtpUrl),
   EMAIL_FROM: z.string({ error: 'is required, e.g. "Avatar consent <consent@example.com>"' }).pipe(emailFrom),
   LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /** Keep activities' task tokens in log lines (for debugging a stuck activity). */
+  LOG_TASK_TOKENS: flagVar(false),
   /** Workflows kept in memory; an evicted one is replayed from history when it wakes (src/worker.ts). */
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce
     .number()

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   NEEDS_OPERATOR_RETRY_MS,
   consentPending,
+  scrubbingConsentText,
   scrubbing,
   toActivityFailure,
   withJitter,
@@ -79,6 +80,18 @@ describe('HeyGen failures as Temporal failures', () => {
     const failure = consentPending({ attempt: 7, consentStatus: 'pending', avatarStatus: 'pending_consent' });
     expect(failure.category).toBe(ApplicationFailureCategory.BENIGN);
     expect(detailsOf(failure)).toMatchObject({ attempt: 7, consentStatus: 'pending' });
+    // A normal wait must not show in the UI as a crash: no stack trace goes with it.
+    expect(failure.stack).toBe('');
+  });
+
+  it('scrubs an echoed consent text: the whole of it, and a sentence quoted on its own', () => {
+    const text = 'I agree to the avatar. It will be used for training videos only.';
+    const scrub = scrubbingConsentText(text);
+    expect(scrub(`consent_text "${text}" rejected`)).toBe('consent_text "[consent text]" rejected');
+    expect(scrub('near "It will be used for training videos only." at 31')).toBe(
+      'near "[consent text]" at 31',
+    );
+    expect(scrubbingConsentText(undefined)('unchanged')).toBe('unchanged');
   });
 
   it('jitter stays within 10% and 5 s', () => {

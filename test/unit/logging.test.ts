@@ -138,3 +138,29 @@ describe('log levels', () => {
     expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['loud']);
   });
 });
+
+describe('quiet logs: nothing at warn level for normal states', () => {
+  it("drops activities' task tokens unless LOG_TASK_TOKENS asks for them", () => {
+    const entry = {
+      message: 'Activity completed',
+      level: 'INFO' as const,
+      timestampNanos: at,
+      meta: { activityType: 'pollConsentStatus', taskToken: 'CiQ0ZmY4...long-base64' },
+    };
+    expect(JSON.parse(formatLogEntry(entry))).not.toHaveProperty('taskToken');
+    expect(JSON.parse(formatLogEntry(entry, [], { taskTokens: true }))).toHaveProperty('taskToken');
+  });
+
+  it("reports the HeyGen queue's worker having no workflows at debug level, not as a warning", () => {
+    const lines: string[] = [];
+    const logger = createJsonLogger('DEBUG', [], (line) => lines.push(line));
+    logger.warn('No workflows registered, not polling for workflow tasks', { taskQueue: 'q-heygen' });
+    logger.warn('Temporal not reachable yet; retrying');
+    expect(lines.map((line) => (JSON.parse(line) as { level: string }).level)).toEqual(['debug', 'warn']);
+    const infoOnly: string[] = [];
+    createJsonLogger('INFO', [], (line) => infoOnly.push(line)).warn(
+      'No workflows registered, not polling for workflow tasks',
+    );
+    expect(infoOnly).toEqual([]);
+  });
+});
