@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import type { DataConverter, LogLevel, LogMetadata } from '@temporalio/common';
+import type { DataConverter, LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities, createHeyGenActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
@@ -67,14 +67,25 @@ export const prebuiltWorkflowBundle = fileURLToPath(new URL('./workflow-bundle.j
  */
 async function bundleAtStart(): Promise<WorkerOptions['workflowBundle']> {
   const logger = Runtime.instance().logger;
-  const quiet = {
-    log: (level: LogLevel, message: string, meta?: LogMetadata) =>
-      logger.log(level === 'INFO' ? 'DEBUG' : level, message, meta),
-    trace: (message: string, meta?: LogMetadata) => logger.trace(message, meta),
-    debug: (message: string, meta?: LogMetadata) => logger.debug(message, meta),
-    info: (message: string, meta?: LogMetadata) => logger.debug(message, meta),
-    warn: (message: string, meta?: LogMetadata) => logger.warn(message, meta),
-    error: (message: string, meta?: LogMetadata) => logger.error(message, meta),
+  const quiet: Logger = {
+    log(level: LogLevel, message: string, meta?: LogMetadata) {
+      logger.log(level === 'INFO' ? 'DEBUG' : level, message, meta);
+    },
+    trace(message: string, meta?: LogMetadata) {
+      logger.trace(message, meta);
+    },
+    debug(message: string, meta?: LogMetadata) {
+      logger.debug(message, meta);
+    },
+    info(message: string, meta?: LogMetadata) {
+      logger.debug(message, meta);
+    },
+    warn(message: string, meta?: LogMetadata) {
+      logger.warn(message, meta);
+    },
+    error(message: string, meta?: LogMetadata) {
+      logger.error(message, meta);
+    },
   };
   return bundleWorkflowCode({ workflowsPath, logger: quiet });
 }
