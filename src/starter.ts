@@ -15,6 +15,8 @@ import { Client, Connection, WorkflowUpdateFailedError } from '@temporalio/clien
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import {
   AvatarGroupIdAttribute,
+  ConsentBlockedAttribute,
+  ConsentPhaseAttribute,
   DEFAULT_POLICY,
   DEFAULT_TASK_QUEUE,
   InvalidInputError,
@@ -22,6 +24,7 @@ import {
   changeRecipientUpdate,
   formatDuration,
   isSuccessfulOutcome,
+  pollProgress,
   parseAvatarConsentInput,
   parseDuration,
   recipientFingerprint,
@@ -169,7 +172,14 @@ export async function startAvatarConsent(
     memo: { [START_REQUEST_MEMO]: startRequest },
     ...(options.searchAttributes === false
       ? {}
-      : { typedSearchAttributes: [{ key: AvatarGroupIdAttribute, value: parsed.groupId }] }),
+      : {
+          // The phase is set here, so the workflow upserts only what operators filter on later.
+          typedSearchAttributes: [
+            { key: AvatarGroupIdAttribute, value: parsed.groupId },
+            { key: ConsentPhaseAttribute, value: 'looking' },
+            { key: ConsentBlockedAttribute, value: 'none' },
+          ],
+        }),
     ...startMetadata(parsed),
   });
   const runId = handle.firstExecutionRunId;
@@ -477,15 +487,17 @@ export function parseStarterArgs(argv: string[]): StarterSettings | 'help' {
   };
 }
 
-function describeStatus(status: ConsentStatusView): string {
+/** One progress line; polls and the next poll are for `nowMs`, from the open window's schedule. */
+export function describeStatus(status: ConsentStatusView, nowMs = Date.now()): string {
+  const progress = pollProgress(status, nowMs);
   const parts = [
     `phase=${status.phase}`,
     `consent_status=${status.consentStatus ?? 'null'}`,
-    `polls=${status.polls}`,
+    `polls=${progress.polls}`,
     `emails=${status.emailsSent}`,
     `link=g${status.linkGeneration}`,
   ];
-  if (status.nextPollAt) parts.push(`next poll ${status.nextPollAt}`);
+  if (progress.nextPollAt) parts.push(`next poll ${progress.nextPollAt}`);
   if (status.blocked) parts.push(`BLOCKED (${status.blocked})`);
   if (status.lastError) parts.push(`last error: ${status.lastError.code}: ${status.lastError.message}`);
   return parts.join('  ');

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cancelSignal,
   changeRecipientUpdate,
+  pollProgress,
   recipientFingerprint,
   checkNowSignal,
   resendEmailUpdate,
@@ -248,6 +249,28 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(polls).toHaveLength(2);
     expect(polls[0]!.priority?.priorityKey ?? 0).toBe(0);
     expect(polls[1]!.priority?.priorityKey).toBe(1);
+  });
+
+  it('the status tells the polls made and the next poll while a window is open, from its schedule', async () => {
+    const groupId = newGroup();
+    const { status, now } = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [inputFor(groupId, { policy: { pollInitialInterval: '1m', pollMaxInterval: '10m' } })],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting' && s.pollWindow !== null);
+      // The window polls at 0, 1, 3, 7, 15 and 25 min: 20 minutes in, five polls were made.
+      await env.sleep('20 minutes');
+      return { status: await handle.query(statusQuery), now: await env.currentTimeMs() };
+    });
+    const made = heygen.callsFor(groupId, 'GET').length - 1; // the look-up is not a poll
+    const progress = pollProgress(status, now);
+    expect(made).toBe(5);
+    expect(Math.abs(progress.polls - made)).toBeLessThanOrEqual(1);
+    expect(status.polls).toBe(0); // as of the window's opening: the workflow has not woken since
+    expect(Date.parse(progress.nextPollAt!)).toBeGreaterThan(now);
+    expect(Date.parse(progress.nextPollAt!) - now).toBeLessThanOrEqual(10 * 60_000);
   });
 
   it('signals a caller workflow with avatarConsentCompleted and the typed result', async () => {
