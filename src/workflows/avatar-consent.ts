@@ -17,8 +17,6 @@ import {
   condition,
   continueAsNew,
   isCancellation,
-  log,
-  metricMeter,
   patched,
   proxyLocalActivities,
   workflowInfo,
@@ -45,18 +43,15 @@ import {
   stopReason,
 } from './activity-windows.js';
 import type { StepResult, WindowContext } from './activity-windows.js';
-import { endWithInvalidInput, notifyCaller, resultOf } from './completion.js';
+import { endWithInvalidInput, finish } from './completion.js';
 import { absorbGroup, resumeState, startState } from './consent-state.js';
 import type { CarriedState, ConsentEnd } from './consent-state.js';
 import { Controls } from './controls.js';
 import { consentIdempotencyKey, emailMessageKey } from './keys.js';
-import { refreshDueAt } from './polling.js';
+import { continueAsNewDue, refreshDueAt, scheduleOf } from './polling.js';
 import { StatusBoard } from './status.js';
 
-/** Continue-as-new well before Temporal's history limits. */
-const HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000;
-/** Test-only memo: a lower threshold, to record and test a continue-as-new in a few dozen events. */
-export const TEST_CONTINUE_AS_NEW_MEMO = 'avatarConsent.testContinueAsNewAfterEvents';
+export { TEST_CONTINUE_AS_NEW_MEMO } from './polling.js';
 /** Since this change the worker checks a new run's input (a local activity), so zod stays out of workflow code. */
 const CHECK_INPUT_IN_WORKER = 'check-input-in-worker';
 
@@ -89,11 +84,7 @@ class Consent {
   ) {
     const groupId = request.groupId;
     const policy = (this.policy = resolvePolicy(request.policy));
-    const schedule = {
-      initialIntervalMs: policy.pollInitialIntervalMs,
-      backoffCoefficient: policy.pollBackoffCoefficient,
-      maxIntervalMs: policy.pollMaxIntervalMs,
-    };
+    const schedule = scheduleOf(policy);
     const state = carried ? resumeState(carried) : startState(groupId, policy, Date.now());
     const board = new StatusBoard(groupId, request.recipient, policy, schedule, state);
     const controls = new Controls();
@@ -226,11 +217,7 @@ class Consent {
         if (issued) return issued;
         continue;
       }
-      const info = workflowInfo();
-      const testThreshold = info.memo?.[TEST_CONTINUE_AS_NEW_MEMO];
-      const threshold =
-        typeof testThreshold === 'number' ? testThreshold : HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW;
-      if (info.continueAsNewSuggested || info.historyLength > threshold) {
+      if (continueAsNewDue()) {
         await condition(allHandlersFinished);
         await continueAsNew<typeof avatarConsentWorkflow>(this.rawInput, state);
       }
@@ -255,19 +242,7 @@ class Consent {
   }
 
   /** Records the outcome and signals the caller (the notify target, else the parent workflow). */
-  private async tellCaller(end: ConsentEnd): Promise<AvatarConsentResult> {
-    const { state, groupId, controls } = this.ctx;
-    Object.assign(state, { outcome: end.outcome, nextPollAtMs: null, pollWindow: null, blocked: null });
-    this.setPhase('done');
-    metricMeter
-      .createCounter('avatar_consent_outcomes', '1', 'Consents finished, by outcome')
-      .add(1, { outcome: end.outcome });
-    if (end.outcome === 'canceled' && controls.cancel?.reason)
-      end.error ??= { code: 'canceled', message: controls.cancel.reason };
-    const result = resultOf(groupId, state, end);
-    const notice = await notifyCaller(groupId, this.request.notify, result);
-    if (notice) result.notification = notice;
-    log.info('avatar consent finished', { groupId, outcome: end.outcome });
-    return result;
+  private tellCaller(end: ConsentEnd): Promise<AvatarConsentResult> {
+    return finish(this.ctx, this.request.notify, end);
   }
 }

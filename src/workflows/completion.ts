@@ -1,8 +1,42 @@
 /** The end of a consent: the typed result, and the completion signal to whoever asked. */
-import { ApplicationFailure, getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  getExternalWorkflowHandle,
+  log,
+  metricMeter,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { DEFAULT_COMPLETION_SIGNAL, describeFieldIssues } from '../contract/definitions.js';
 import type { AvatarConsentResult, CheckedInput, CompletionNotice, NotifyTarget } from '../contract/index.js';
+import type { WindowContext } from './activity-windows.js';
 import type { ConsentEnd, ConsentState } from './consent-state.js';
+
+/** Records the outcome, counts it, and signals the caller (the notify target, else the parent workflow). */
+export async function finish(
+  ctx: WindowContext,
+  notify: NotifyTarget | undefined,
+  end: ConsentEnd,
+): Promise<AvatarConsentResult> {
+  const { state, groupId, controls, board } = ctx;
+  Object.assign(state, {
+    outcome: end.outcome,
+    phase: 'done',
+    nextPollAtMs: null,
+    pollWindow: null,
+    blocked: null,
+  });
+  board.publish();
+  metricMeter
+    .createCounter('avatar_consent_outcomes', '1', 'Consents finished, by outcome')
+    .add(1, { outcome: end.outcome });
+  if (end.outcome === 'canceled' && controls.cancel?.reason)
+    end.error ??= { code: 'canceled', message: controls.cancel.reason };
+  const result = resultOf(groupId, state, end);
+  const notice = await notifyCaller(groupId, notify, result);
+  if (notice) result.notification = notice;
+  log.info('avatar consent finished', { groupId, outcome: end.outcome });
+  return result;
+}
 
 export function resultOf(groupId: string, state: ConsentState, end: ConsentEnd): AvatarConsentResult {
   return {

@@ -3,6 +3,9 @@
  * No I/O and no clock of its own (callers pass workflow time), so it is unit-tested directly.
  */
 
+import { workflowInfo } from '@temporalio/workflow';
+import type { ResolvedPolicy } from '../contract/definitions.js';
+
 export interface BackoffSchedule {
   initialIntervalMs: number;
   backoffCoefficient: number;
@@ -81,4 +84,26 @@ export function refreshDueAt(args: {
   const refreshesUsed = args.generation - 1;
   if (refreshesUsed >= args.maxLinkRefreshes) return null;
   return args.linkIssuedAtMs + args.linkTtlMs;
+}
+
+/** The polling schedule a policy asks for. */
+export function scheduleOf(policy: ResolvedPolicy): BackoffSchedule {
+  return {
+    initialIntervalMs: policy.pollInitialIntervalMs,
+    backoffCoefficient: policy.pollBackoffCoefficient,
+    maxIntervalMs: policy.pollMaxIntervalMs,
+  };
+}
+
+/** Continue-as-new well before Temporal's history limits. */
+const HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4_000;
+/** Test-only memo: a lower threshold, to record and test a continue-as-new in a few dozen events. */
+export const TEST_CONTINUE_AS_NEW_MEMO = 'avatarConsent.testContinueAsNewAfterEvents';
+
+/** Whether the run's history is long enough to continue as new (the server may suggest it too). */
+export function continueAsNewDue(): boolean {
+  const info = workflowInfo();
+  const testThreshold = info.memo?.[TEST_CONTINUE_AS_NEW_MEMO];
+  const threshold = typeof testThreshold === 'number' ? testThreshold : HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW;
+  return info.continueAsNewSuggested || info.historyLength > threshold;
 }
