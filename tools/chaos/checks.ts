@@ -1,12 +1,10 @@
 /**
  * The invariants of a chaos run that are pure functions of what was recorded: the sandbox ledger and
- * consents, the SMTP server's messages, and each workflow's result and history. Kept apart from the
- * orchestration so each can be read (and tested) on its own.
+ * consents, and each workflow's result and history (the emails are in emails.ts). Kept apart from
+ * the orchestration so each can be read (and tested) on its own.
  */
 import type { AvatarConsentResult } from '../../src/contract/index.js';
-import { consentLinkIn } from '../heygen-sandbox/index.js';
 import type { ConsentRecord, LedgerEntry } from '../heygen-sandbox/index.js';
-import type { ReceivedMail } from '../kit/smtp-catcher.js';
 import type { Fate } from './plan.js';
 
 export interface Check {
@@ -28,11 +26,13 @@ export interface GroupFinal {
   /** When HeyGen's group reached its final state by our hand (approved, failed or deleted), epoch ms. */
   decidedAt: number | null;
   closedAt: number | null;
+  /** When the workflow's deadline passes, epoch ms (from its start). */
+  deadlineAt: number | null;
 }
 
 const CONSENT_PATH = /^\/v3\/avatars\/([^/]+)\/consent$/;
 
-function list(items: string[], max = 8): string {
+export function list(items: string[], max = 8): string {
   return items.length <= max
     ? items.join('; ')
     : `${items.slice(0, max).join('; ')}; … ${items.length - max} more`;
@@ -81,6 +81,8 @@ export interface ConsentLedgerFigures {
   idempotencyKeys: number;
   keysNeverProcessed: number;
   keysProcessedMoreThanOnce: number;
+  /** (group, link generation) pairs HeyGen made more than one link for, whatever the execution. */
+  generationsProcessedMoreThanOnce: number;
   postsWithoutKey: number;
   /** Links HeyGen made for a workflow that had ended (deadline) before it learned of them. */
   abandonedLinks: number;
@@ -101,6 +103,7 @@ export function checkConsentRequests(
     idempotencyKeys: 0,
     keysNeverProcessed: 0,
     keysProcessedMoreThanOnce: 0,
+    generationsProcessedMoreThanOnce: 0,
     postsWithoutKey: 0,
     abandonedLinks: 0,
   };
@@ -130,6 +133,16 @@ export function checkConsentRequests(
     if (slot.processed > 1) twice.push(`${key} processed ${slot.processed}×`);
   }
   figures.keysProcessedMoreThanOnce = twice.length;
+  // A key names one execution: a workflow lost and started again would make a second link for the
+  // same group and generation under a new key. Count those too.
+  const perGeneration = new Map<string, number>();
+  for (const [key, slot] of byKey) {
+    const generation = /:g(\d+)$/.exec(key)?.[1] ?? '?';
+    const pair = `${slot.groupId} g${generation}`;
+    if (slot.processed > 0) perGeneration.set(pair, (perGeneration.get(pair) ?? 0) + slot.processed);
+  }
+  for (const [pair, n] of perGeneration) if (n > 1) twice.push(`${pair}: ${n} links across keys`);
+  figures.generationsProcessedMoreThanOnce = [...perGeneration.values()].filter((n) => n > 1).length;
 
   // Per group: one processed key per link generation, named after one execution and its generations.
   const mismatched: string[] = [];
@@ -171,7 +184,7 @@ export function checkConsentRequests(
     figures,
     checks: [
       {
-        name: 'HeyGen processed exactly one consent request per idempotency key (replays aside)',
+        name: 'HeyGen processed one consent request per idempotency key, and per group and generation (replays aside)',
         ok: twice.length === 0 && figures.postsWithoutKey === 0,
         detail:
           twice.length === 0 && figures.postsWithoutKey === 0
@@ -188,125 +201,6 @@ export function checkConsentRequests(
           mismatched.length === 0
             ? `${finals.filter((f) => f.result !== null).length} finished groups consistent`
             : list(mismatched),
-      },
-    ],
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Emails
-
-export interface EmailFigures {
-  messages: number;
-  distinctMessageIds: number;
-  duplicates: number;
-  duplicatesWithDifferentContent: number;
-  recipientsWithLink: number;
-  recipientsEmailed: number;
-  linkWithoutEmailJustified: number;
-  strayMessages: number;
-}
-
-/**
- * Every recipient whose group got a link received it: one distinct Message-ID per email the workflow
- * counts as sent, each carrying one of the group's HeyGen links; duplicates (a send retried after
- * SMTP accepted it) reuse the Message-ID and the content.
- */
-export function checkEmails(
-  messages: readonly ReceivedMail[],
-  consents: readonly ConsentRecord[],
-  finals: readonly GroupFinal[],
-  lastProcessedPostAt: ReadonlyMap<string, number>,
-): { checks: Check[]; figures: EmailFigures } {
-  const byRecipient = new Map<string, ReceivedMail[]>();
-  for (const message of messages) {
-    for (const to of message.to) {
-      const key = to.toLowerCase();
-      byRecipient.set(key, [...(byRecipient.get(key) ?? []), message]);
-    }
-  }
-  const figures: EmailFigures = {
-    messages: messages.length,
-    distinctMessageIds: new Set(messages.map((m) => m.messageId ?? `(none:${m.receivedAt})`)).size,
-    duplicates: 0,
-    duplicatesWithDifferentContent: 0,
-    recipientsWithLink: 0,
-    recipientsEmailed: 0,
-    linkWithoutEmailJustified: 0,
-    strayMessages: 0,
-  };
-  figures.duplicates = figures.messages - figures.distinctMessageIds;
-  const known = new Set(finals.map((f) => f.email.toLowerCase()));
-  figures.strayMessages = [...byRecipient.keys()].filter((to) => !known.has(to)).length;
-
-  const problems: string[] = [];
-  for (const final of finals) {
-    if (final.result === null) continue;
-    const received = byRecipient.get(final.email.toLowerCase()) ?? [];
-    const result = final.result;
-    const generations = result?.linkGeneration ?? 0;
-    const sent = result?.emailsSent ?? 0;
-    if (generations > 0) figures.recipientsWithLink += 1;
-    if (received.length > 0) figures.recipientsEmailed += 1;
-    const groupLinks = new Set(consents.filter((c) => c.groupId === final.groupId).map((c) => c.url));
-    const ids = new Map<string, ReceivedMail>();
-    for (const message of received) {
-      const id = message.messageId ?? '(missing Message-ID)';
-      const first = ids.get(id);
-      if (first === undefined) ids.set(id, message);
-      else if (first.text !== message.text || first.subject !== message.subject)
-        figures.duplicatesWithDifferentContent += 1;
-      const link = consentLinkIn(message.text);
-      if (link === null || !groupLinks.has(link))
-        problems.push(
-          `${final.groupId}: an email carries ${link ?? 'no link'}, not one of the group's HeyGen links`,
-        );
-    }
-    const urls = new Set(received.map((m) => consentLinkIn(m.text)));
-    if (ids.size !== sent || urls.size !== sent)
-      problems.push(
-        `${final.groupId}: workflow sent ${sent} email(s), received ${ids.size} Message-ID(s) with ${urls.size} link(s)`,
-      );
-    if (sent === 0 && generations > 0) {
-      // Justified only when the link request itself returned the decision (approved or failed before the email).
-      // The harness's clock and the sandbox's can disagree by a few ms around the POST, so the
-      // workflow's own record decides too: it ended straight after the link request, without polling.
-      const endedAtLinkRequest =
-        result !== undefined &&
-        result !== null &&
-        result.polls === 0 &&
-        ['approved', 'failed', 'not_required'].includes(result.outcome);
-      const decidedBeforeLink =
-        endedAtLinkRequest ||
-        (final.decidedAt !== null && final.decidedAt <= (lastProcessedPostAt.get(final.groupId) ?? 0));
-      // A never-approved group whose short deadline passed while the email was still being retried
-      // (SMTP or Temporal down) ends expired without an email: the deadline is doing its job.
-      const expiredWhileRetrying = result?.outcome === 'expired';
-      if (decidedBeforeLink || expiredWhileRetrying) figures.linkWithoutEmailJustified += 1;
-      else
-        problems.push(
-          `${final.groupId}: got a link (generation ${generations}) but no email (outcome ${result?.outcome ?? 'none'}, polls ${result?.polls ?? 0})`,
-        );
-    }
-    if (sent > 0 && result?.consentUrl && sent === generations && !urls.has(result.consentUrl))
-      problems.push(`${final.groupId}: the latest link was never emailed`);
-  }
-  if (figures.strayMessages > 0)
-    problems.push(`${figures.strayMessages} recipient(s) not in the run got mail`);
-  if (figures.duplicatesWithDifferentContent > 0)
-    problems.push(
-      `${figures.duplicatesWithDifferentContent} duplicate(s) share a Message-ID but differ in content`,
-    );
-  return {
-    figures,
-    checks: [
-      {
-        name: 'every recipient received their link; duplicates (if any) share one Message-ID',
-        ok: problems.length === 0,
-        detail:
-          problems.length === 0
-            ? `${figures.recipientsEmailed} recipients emailed, ${figures.messages} messages, ${figures.duplicates} duplicate(s)`
-            : list(problems),
       },
     ],
   };

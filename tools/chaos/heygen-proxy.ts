@@ -42,10 +42,28 @@ function keyIdOf(req: IncomingMessage): string {
   return secret ? createHash('sha256').update(secret).digest('hex').slice(0, 12) : '';
 }
 
-function numberHeader(req: IncomingMessage, name: string): number | null {
+function textHeader(req: IncomingMessage, name: string): string | undefined {
   const raw = req.headers[name];
-  const value = Number(Array.isArray(raw) ? raw[0] : raw);
+  return Array.isArray(raw) ? raw[0] : raw;
+}
+
+function numberHeader(req: IncomingMessage, name: string): number | null {
+  const raw = textHeader(req, name);
+  const value = Number(raw);
   return raw === undefined || !Number.isFinite(value) ? null : value;
+}
+
+/** The probe's activity tags, when the request came from inside an activity. */
+function activityOf(req: IncomingMessage): ProxyRecord['activity'] {
+  const type = textHeader(req, 'x-chaos-activity');
+  const attempt = numberHeader(req, 'x-chaos-attempt');
+  if (type === undefined || attempt === null) return null;
+  return {
+    type,
+    attempt,
+    id: textHeader(req, 'x-chaos-activity-id') ?? '',
+    runId: textHeader(req, 'x-chaos-run-id') ?? '',
+  };
 }
 
 export async function startRecordingProxy(opts: {
@@ -72,6 +90,8 @@ export async function startRecordingProxy(opts: {
       keyId: keyIdOf(req),
       pid: numberHeader(req, 'x-chaos-pid'),
       knownUntil: numberHeader(req, 'x-chaos-known-until'),
+      sentAt: numberHeader(req, 'x-chaos-sent-at'),
+      activity: activityOf(req),
       status: 0,
       retryAfter: null,
       respondedAt: null,

@@ -2,17 +2,25 @@
 import type { ChildProcess } from 'node:child_process';
 
 import type { Client, Connection } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 
 import type { ConsentRecord, FaultSpec, LedgerEntry, Sandbox } from '../heygen-sandbox/index.js';
-import type { ReceivedMail, SmtpCatcher } from '../kit/smtp-catcher.js';
+import type { ReceivedMail, SmtpCatcher, SmtpEvent } from '../kit/smtp-catcher.js';
 import type { TemporalServer } from '../kit/temporal-server.js';
-import type { Check, GroupFinal, HistoryEventLike } from './checks.js';
+import type { Check, GroupFinal } from './checks.js';
+import type { Excuse } from './emails.js';
 import type { RecordingProxy } from './heygen-proxy.js';
-import type { ChaosPlan, PlannedGroup } from './plan.js';
+import type { HistoryEvent } from './history.js';
+import type { PlaintextHit } from './plaintext.js';
+import type { ChaosPlan, PlannedGroup, SmtpFaultKind } from './plan.js';
+import type { RateCapAnalysis } from './rate-cap.js';
 import type { ProxyRecord, RetryAfterAnalysis } from './retry-after.js';
-import type { WorkerControl } from './worker-control.js';
+import type { WorkerPool } from './worker-control.js';
 
-/** The product's worker, with HEYGEN_RATE_GATE_FILE set so a restart still knows a Retry-After. */
+/**
+ * The product's worker, with HEYGEN_RATE_GATE_FILE (one file shared by every worker process, so a
+ * restart, and the other workers, still know a Retry-After) and HEYGEN_MAX_RPS set.
+ */
 export const WORKER_ENTRY = 'src/worker.ts';
 
 export interface ChaosOptions {
@@ -23,7 +31,13 @@ export interface ChaosOptions {
   profile: 'full' | 'short';
   /** Longest wait for the workflows after the chaos phase, ms. */
   settleTimeoutMs: number;
-  /** HeyGen sandbox rate limit per second and key; default workflows / 2 (full) or workflows (short), at least 10. */
+  /** Worker processes on the task queues at once (full: 3, short: 2). */
+  workers: number;
+  /** Temporal SIGKILLs during the chaos phase (full: 2, short: 1). */
+  serverKills: number;
+  /** HEYGEN_MAX_RPS for every worker: the cap on HeyGen requests per second across all of them. */
+  maxRps: number;
+  /** HeyGen sandbox rate limit per second and key; default 3 × maxRps (only the bucket's bursts and injected storms answer 429). */
   rateLimitPerSecond?: number;
   log?: (line: string) => void;
 }
@@ -31,17 +45,27 @@ export interface ChaosOptions {
 export interface ChaosStats {
   workerKills: number;
   workerKillsSkipped: number;
-  /** 'yes (...)' once the worker was killed right after a long Retry-After. */
+  /** When each worker SIGKILL happened, epoch ms. */
+  workerKillTimes: number[];
+  /** 'yes (...)' once a worker was killed right after a long Retry-After. */
   targeted429: string;
+  /** Polite stops (SIGTERM) and SIGKILLs of the Temporal server, each followed by a start on the same database. */
   temporalRestarts: number;
+  temporalKills: number;
   temporalDowntimeMs: number;
   temporalStopsGraceful: number;
+  /** Each time Temporal went down and came back, epoch ms. */
+  temporalDownFrom: number[];
+  temporalDownUntil: number[];
   heygenOutageMs: number;
   smtpDowntimeMs: number;
+  smtpDownSpans: Array<[number, number]>;
   /** HeyGen answers given by injected faults, by fault kind. */
   faultsInjected: Record<string, number>;
   faultAnswers: number;
   faultsUnused: number;
+  /** SMTP sends met by an injected fault, by kind (the permanent refusals aimed at groups apart). */
+  smtpFaults: Record<SmtpFaultKind, number>;
   pageApprovals: number;
   pageApprovalFallbacks: number;
   workerDrained: string;
@@ -62,10 +86,28 @@ export interface ChaosReport {
   workerEntry: string;
   taskQueue: string;
   checks: Check[];
+  /** The figures the issue asks for, first. */
+  headline: FigureRow[];
   figures: FigureRow[];
   /** What the run did to the stack, as numbers. */
   stats: ChaosStats;
   retryAfter: RetryAfterAnalysis;
+  rateCap: RateCapAnalysis;
+  /**
+   * HeyGen requests, poll requests, emails, and worker processes that sent HeyGen requests, per 10 s
+   * from the chaos clock's start: how the run breathed.
+   */
+  pace: Array<{ fromS: number; requests: number; polls: number; emails: number; workers: number }>;
+  /** Each link generation without a counted email, and the evidence that excuses it. */
+  excuses: Excuse[];
+  /** Personal data found in clear (the first few of each place). */
+  plaintext: {
+    historyHits: PlaintextHit[];
+    logHits: PlaintextHit[];
+    payloadsInClear: Record<string, number>;
+  };
+  /** `uptime` at the start and the end: other load on the machine. */
+  load: { start: string; end: string };
   timeline: Array<{ atMs: number; event: string }>;
   /** The approved groups whose workflow took longest to finish after the approval, with a hint why. */
   slowestApprovals: Array<{
@@ -86,7 +128,7 @@ export interface ChaosReport {
     outcome: string | null;
   }>;
   harnessErrors: string[];
-  /** Last stderr lines of the worker and the Temporal server, when a check failed. */
+  /** Last stderr lines of the workers and the Temporal server, when a check failed. */
   logs?: { worker: string[]; temporal: string[] };
 }
 
@@ -103,6 +145,8 @@ export interface GroupState {
   approvedAt: number | null;
   decidedAt: number | null;
   approvedViaPage: boolean;
+  /** Followed HeyGen's redirect after "I agree": whether it pointed at the gateway, and its answer. */
+  redirect: { viaGateway: boolean; status: number } | null;
   retriggerSameRun: boolean | null;
 }
 
@@ -114,9 +158,11 @@ export interface ChaosRun {
   readonly options: ChaosOptions;
   readonly plan: ChaosPlan;
   readonly taskQueue: string;
-  /** Scratch folder: the Temporal database, the rate gate file. */
+  /** Scratch folder: the Temporal database, the shared rate gate file. */
   readonly dir: string;
   readonly startedAt: number;
+  /** The machine's load averages (1, 5, 15 min) when the run began: other work on the machine. */
+  readonly loadAtStart: string;
   /** When the chaos clock started (the first HeyGen request); 0 before. */
   t0: number;
   readonly timeline: ChaosReport['timeline'];
@@ -134,7 +180,13 @@ export interface Stack {
   proxy: RecordingProxy;
   smtp: SmtpCatcher;
   temporal: TemporalServer;
-  worker: WorkerControl;
+  workers: WorkerPool;
+  /** The consent-return gateway's base URL (the workers' PUBLIC_BASE_URL). */
+  gatewayUrl: string;
+  /** Every line the gateway wrote (for the personal-data scan). */
+  gatewayLog: string[];
+  /** The codecs of the run's data converter (to read encrypted failures). */
+  payloadCodecs: PayloadCodec[];
   connection: Connection;
   client: Client;
 }
@@ -142,7 +194,10 @@ export interface Stack {
 /** What the run learned from Temporal about the workflows, once they were done. */
 export interface Collected {
   finals: GroupFinal[];
-  histories: Map<string, HistoryEventLike[]>;
+  /** By workflow ID, as Temporal stores them. */
+  histories: Map<string, HistoryEvent[]>;
+  /** Decoded failure texts of activity events, by workflow ID, then event ID. */
+  failureTexts: Map<string, Map<string, string>>;
   stuck: StuckWorkflow[];
   openAtEnd: number | string;
   executionsOnQueue: number | string;
@@ -153,6 +208,7 @@ export interface Recorded {
   ledger: LedgerEntry[];
   consents: ConsentRecord[];
   messages: ReceivedMail[];
+  smtpEvents: SmtpEvent[];
   records: ProxyRecord[];
   faultsLeft: FaultSpec[];
   /** Every child process the run started, and those still running after the teardown. */

@@ -10,10 +10,12 @@ function pad(text: string, width: number): string {
 
 export function formatReport(report: ChaosReport): string {
   const lines: string[] = [];
-  const figureWidth = Math.max(...report.figures.map((f) => f.figure.length), 10) + 2;
+  const rows = [...report.headline, ...report.figures];
+  const figureWidth = Math.max(...rows.map((f) => f.figure.length), 10) + 2;
   let section = '';
   lines.push(`avatar-consent chaos run — ${report.ok ? 'PASS' : 'FAIL'} (${report.startedAt})`);
-  for (const row of report.figures) {
+  lines.push(`machine load (1/5/15 min) at the start: ${report.load.start}; at the end: ${report.load.end}`);
+  for (const row of rows) {
     if (row.section !== section) {
       section = row.section;
       lines.push('', `${section}`, `${'-'.repeat(section.length)}`);
@@ -32,6 +34,17 @@ export function formatReport(report: ChaosReport): string {
           `${v.earlyByMs} ms before Retry-After ${v.rateLimited.retryAfter} (429 to pid ${v.rateLimited.pid}) ended`,
       );
     }
+  }
+  if (report.excuses.length > 0) {
+    lines.push('', 'link generations without a counted email, and the evidence for each');
+    for (const e of report.excuses.slice(0, 40))
+      lines.push(`  ${e.groupId} g${e.generation}: ${e.kind.replaceAll('_', ' ')} — ${e.evidence}`);
+    if (report.excuses.length > 40) lines.push(`  … ${report.excuses.length - 40} more in the JSON report`);
+  }
+  const hits = [...report.plaintext.historyHits, ...report.plaintext.logHits];
+  if (hits.length > 0) {
+    lines.push('', 'personal data in clear (first few)');
+    for (const h of hits.slice(0, 20)) lines.push(`  ${h.kind} ${h.sample} in ${h.where}`);
   }
   if (report.slowestApprovals.length > 0) {
     lines.push('', 'slowest approvals (approval → workflow done)');

@@ -7,8 +7,12 @@
  *   already in flight, or its response had not been read yet). Unavoidable with concurrent calls.
  * - `same_process`: the sending process had known of a Retry-After covering this moment for at least
  *   the probe's settle time, and sent anyway. A violation: the worker's rate gate leaks.
- * - `across_restart`: sent by a later worker process while a 429 its predecessor received was still
- *   in force. A violation: the gate did not survive the restart.
+ * - `raced` also: sent by another worker process before the 429 had been read (plus the settle
+ *   time) by the process it went to: nobody could have known yet.
+ * - `across_restart`: sent by a worker process started after the 429 was read, while it was still
+ *   in force. A violation: the gate did not survive the restart (HEYGEN_RATE_GATE_FILE).
+ * - `across_processes`: sent by another worker process that was running when the 429 was read, after
+ *   that. A violation of the cross-process rule: the workers share one API key, so one budget.
  * - `unreceived`: the 429 went to a process that died before it could read it; nobody could know.
  * - `unattributed`: the request carries no probe headers, so it cannot be cleared (counted as a violation).
  */
@@ -28,6 +32,10 @@ export interface ProxyRecord {
    * (epoch ms) among the 429s it had read at least the probe's settle time before. Null without the probe.
    */
   knownUntil: number | null;
+  /** When the worker's fetch started, epoch ms (probe); null without the probe. */
+  sentAt: number | null;
+  /** The activity that sent it (probe): its type, attempt, ID and workflow run. Null outside an activity. */
+  activity: { type: string; attempt: number; id: string; runId: string } | null;
   /** HTTP status returned to the worker; 0 when none was (hang, proxy down, client gone). */
   status: number;
   retryAfter: string | null;
@@ -44,15 +52,24 @@ export interface ProcessLife {
   endedAt: number | null;
 }
 
-export type WindowClass = 'raced' | 'unreceived' | 'same_process' | 'across_restart' | 'unattributed';
-const VIOLATIONS: ReadonlySet<WindowClass> = new Set(['same_process', 'across_restart', 'unattributed']);
+export type WindowClass =
+  'raced' | 'unreceived' | 'same_process' | 'across_restart' | 'across_processes' | 'unattributed';
+const VIOLATIONS: ReadonlySet<WindowClass> = new Set([
+  'same_process',
+  'across_restart',
+  'across_processes',
+  'unattributed',
+]);
 const SEVERITY: Record<WindowClass, number> = {
   raced: 0,
   unreceived: 1,
   unattributed: 2,
-  across_restart: 3,
-  same_process: 4,
+  across_processes: 3,
+  across_restart: 4,
+  same_process: 5,
 };
+/** How long a process takes, after reading a 429, to close its gate and write the gate file. */
+export const GATE_SETTLE_MS = 25;
 
 export interface RetryAfterViolation {
   class: WindowClass;
@@ -76,6 +93,23 @@ export interface RetryAfterAnalysis {
   receiptToleranceMs: number;
 }
 
+function classify(
+  request: ProxyRecord,
+  limited: ProxyRecord,
+  until: number,
+  neverRead: boolean,
+  startOf: ReadonlyMap<number, number>,
+): WindowClass {
+  if (request.pid === null || limited.pid === null) return 'unattributed';
+  if (request.pid === limited.pid)
+    return request.knownUntil !== null && request.knownUntil >= until ? 'same_process' : 'raced';
+  if (neverRead) return 'unreceived';
+  // Another process can know only once the receiver has read the 429 and shared it.
+  const knowable = (limited.respondedAt ?? limited.at) + GATE_SETTLE_MS;
+  if ((request.sentAt ?? request.at) < knowable) return 'raced';
+  return (startOf.get(request.pid) ?? 0) > knowable ? 'across_restart' : 'across_processes';
+}
+
 /** The end of a Retry-After, epoch ms: delay-seconds (integer, or decimal as the client accepts) or an HTTP-date. */
 export function retryAfterDeadline(at: number, value: string | null): number | null {
   if (value === null) return null;
@@ -94,6 +128,7 @@ export function analyzeRetryAfter(
   const maxExamples = opts.maxExamples ?? 10;
   const sorted = [...records].sort((a, b) => a.at - b.at || a.id - b.id);
   const endOf = new Map(processes.map((p) => [p.pid, p.endedAt]));
+  const startOf = new Map(processes.map((p) => [p.pid, p.startedAt]));
   const worst = new Map<number, { cls: WindowClass; violation: RetryAfterViolation }>();
   let rateLimited = 0;
   let unreadableRetryAfter = 0;
@@ -117,11 +152,7 @@ export function analyzeRetryAfter(
       const request = sorted[j]!;
       if (request.at >= until) break;
       if (request.keyId !== limited.keyId) continue;
-      let cls: WindowClass;
-      if (request.pid === null || limited.pid === null) cls = 'unattributed';
-      else if (request.pid === limited.pid)
-        cls = request.knownUntil !== null && request.knownUntil >= until ? 'same_process' : 'raced';
-      else cls = neverRead ? 'unreceived' : 'across_restart';
+      const cls = classify(request, limited, until, neverRead, startOf);
 
       const previous = worst.get(request.id);
       if (previous && SEVERITY[previous.cls] >= SEVERITY[cls]) continue;
@@ -154,6 +185,7 @@ export function analyzeRetryAfter(
     unreceived: 0,
     same_process: 0,
     across_restart: 0,
+    across_processes: 0,
     unattributed: 0,
   };
   const violations: RetryAfterViolation[] = [];

@@ -1,8 +1,10 @@
 /**
- * The chaos run: N consent workflows at once against a real Temporal dev server (stopped and
- * restarted on its database file), the HeyGen sandbox behind a recording proxy (5xx bursts, hangs,
- * slow consents, 429 storms, a full outage), a real SMTP server (taken down for a while) and a worker
- * process (SIGKILLed at random). Then every invariant is checked and the figures returned.
+ * The chaos run: N consent workflows at once against a real Temporal dev server (SIGKILLed and
+ * politely restarted on its database file), the HeyGen sandbox behind a recording proxy (5xx bursts,
+ * hangs, slow consents, 429 storms, a full outage), a real SMTP server (down for a while, refusing
+ * with 421/451/550/552, dropping replies after DATA), and several worker processes with the
+ * production settings on (payload encryption, the consent-return gateway, HEYGEN_MAX_RPS, one shared
+ * rate gate file), SIGKILLed one at a time. Then every invariant is checked and the figures returned.
  *
  * runChaos() reads as the run's story; each phase is a function below it, in the same order. What
  * the chaos phase does to the stack is in actions.ts, the verdict (invariants, figures) in
@@ -10,12 +12,12 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 
 import { workflowIdForGroup } from '../../src/contract/index.js';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
@@ -29,9 +31,11 @@ import { DEV_SERVER_NAMESPACE, temporalServer } from '../kit/temporal-server.js'
 import { actOnGroup, FaultBursts, runAction } from './actions.js';
 import type { ActionContext } from './actions.js';
 import { sum } from './checks.js';
-import type { GroupFinal, HistoryEventLike } from './checks.js';
+import type { GroupFinal } from './checks.js';
 import { checkInvariants, compactHistory, tallyFigures } from './figures.js';
 import { startRecordingProxy } from './heygen-proxy.js';
+import { failureTexts } from './history.js';
+import type { HistoryEvent } from './history.js';
 import type {
   ChaosOptions,
   ChaosReport,
@@ -42,24 +46,29 @@ import type {
   StuckWorkflow,
 } from './model.js';
 import { WORKER_ENTRY } from './model.js';
-import { EXPECTED_OUTCOME, makePlan } from './plan.js';
+import { EXPECTED_OUTCOME, makePlan, PERMANENT_REFUSAL } from './plan.js';
 import type { ChaosPlan, PlannedGroup } from './plan.js';
+import { startProductionSettings } from './production.js';
+import type { ProductionSettings } from './production.js';
 import { seededRandom } from './random.js';
-import { workerProcess } from './worker-control.js';
+import { workerPool } from './worker-control.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const API_KEY = 'chaos-key';
 const EMAIL_FROM = 'Avatar consent <consent@chaos.example.com>';
+/** Every recipient's address is on this domain, so the personal-data scan can look for any of them. */
+const RECIPIENT_DOMAIN = 'people.chaos.example';
 const HEYGEN_TIMEOUT_MS = 1_000;
 
 export type { ChaosOptions, ChaosReport, ChaosStats, FigureRow, StuckWorkflow } from './model.js';
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const run = prepareRun(options);
-  const started: Partial<Stack> = {};
+  const started: Partial<Stack> & { production?: ProductionSettings } = {};
   let collected: Collected = {
     finals: [],
     histories: new Map(),
+    failureTexts: new Map(),
     stuck: [],
     openAtEnd: 'n/a',
     executionsOnQueue: 'n/a',
@@ -88,6 +97,8 @@ function prepareRun(options: ChaosOptions): ChaosRun {
     workflows: options.workflows,
     durationMs: options.durationMs,
     profile: options.profile,
+    serverKills: options.serverKills,
+    maxRps: options.maxRps,
     heygenTimeoutMs: HEYGEN_TIMEOUT_MS,
     runTag,
     random: seededRandom(options.seed),
@@ -98,19 +109,28 @@ function prepareRun(options: ChaosOptions): ChaosRun {
     taskQueue: `avatar-consent-chaos-${runTag}`,
     dir: mkdtempSync(join(tmpdir(), 'avatar-consent-chaos-')),
     startedAt: Date.now(),
+    loadAtStart: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
     t0: 0,
     timeline: [],
     harnessErrors: [],
     stats: {
       workerKills: 0,
       workerKillsSkipped: 0,
+      workerKillTimes: [],
       temporalRestarts: 0,
+      temporalKills: 0,
       temporalDowntimeMs: 0,
       temporalStopsGraceful: 0,
+      temporalDownFrom: [],
+      temporalDownUntil: [],
       heygenOutageMs: 0,
       smtpDowntimeMs: 0,
+      smtpDownSpans: [],
       faultsInjected: { status: 0, hang: 0, latency: 0, rate_limit: 0 },
       faultsUnused: 0,
+      smtpFaults: { '421_rcpt': 0, '451_rcpt': 0, '421_data': 0, '451_data': 0, drop_after_data: 0 },
       pageApprovals: 0,
       pageApprovalFallbacks: 0,
       targeted429: 'not run',
@@ -125,6 +145,7 @@ function prepareRun(options: ChaosOptions): ChaosRun {
           approvedAt: null,
           decidedAt: null,
           approvedViaPage: false,
+          redirect: null,
           retriggerSameRun: null,
         },
       ]),
@@ -142,52 +163,96 @@ function prepareRun(options: ChaosOptions): ChaosRun {
     },
   };
   run.note(
-    `seed ${options.seed}, ${options.workflows} workflows, chaos phase ${Math.round(options.durationMs / 1000)} s, worker ${WORKER_ENTRY}`,
+    `seed ${options.seed}, ${options.workflows} workflows, chaos phase ${Math.round(options.durationMs / 1000)} s, ` +
+      `${options.workers} × ${WORKER_ENTRY}, HEYGEN_MAX_RPS=${options.maxRps}; load ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
   );
   return run;
 }
 
-/** The sandbox behind its proxy, the SMTP catcher, the Temporal dev server and the worker; kept in `started` as they come up. */
-async function startStack(run: ChaosRun, started: Partial<Stack>): Promise<Stack> {
-  const { options, note } = run;
-  // Full run: about what the workflows poll at full speed, so the per-key limit answers 429 when they
-  // all start at once or come back from an outage together. Short run: above it, so CI sees only the
-  // injected storms (a short run cannot wait out the request steps' 5-minute backoff).
-  const rateLimitPerSecond =
-    options.rateLimitPerSecond ??
-    (options.profile === 'full'
-      ? Math.max(10, Math.round(options.workflows / 2))
-      : Math.max(10, options.workflows));
+/**
+ * The sandbox behind its proxy, the SMTP catcher (with the permanent refusals some groups meet), the
+ * Temporal dev server, the gateway and the workers; kept in `started` as they come up.
+ */
+async function startStack(
+  run: ChaosRun,
+  started: Partial<Stack> & { production?: ProductionSettings },
+): Promise<Stack> {
+  const { options, note, plan } = run;
+  // Above the cap: the sandbox answers 429 only to the cap's bursts and to the injected storms.
+  const rateLimitPerSecond = options.rateLimitPerSecond ?? Math.max(10, 3 * options.maxRps);
   const sandbox = (started.sandbox = await startSandbox({
     apiKeys: [API_KEY],
     rateLimit: { limit: rateLimitPerSecond, windowMs: 1_000 },
   }));
   const proxy = (started.proxy = await startRecordingProxy({ target: sandbox.url }));
   const smtp = (started.smtp = await startSmtpCatcher());
+  for (const group of plan.groups) {
+    const refusal = PERMANENT_REFUSAL[group.fate];
+    if (refusal)
+      smtp.rejectNext({
+        ...refusal,
+        to: group.email,
+        message: refusal.code === 550 ? 'No such user here' : 'Message refused: mailbox policy',
+      });
+  }
   const temporal = (started.temporal = temporalServer({ dbFile: join(run.dir, 'chaos.db') }));
   await temporal.start();
   note(
     `temporal dev server on ${temporal.address} (db ${temporal.dbFile}); sandbox ${sandbox.url} via proxy ${proxy.url}`,
   );
+  const production = (started.production = await startProductionSettings({
+    cwd: REPO_ROOT,
+    temporalAddress: temporal.address,
+    namespace: DEV_SERVER_NAMESPACE,
+  }));
+  started.gatewayUrl = production.gatewayUrl;
+  started.gatewayLog = production.gatewayLog;
+  started.payloadCodecs = production.payloadCodecs;
+  note(
+    `payload encryption on; consent-return gateway on ${production.gatewayUrl} (pid ${production.gatewayProcess.pid})`,
+  );
   const connection = (started.connection = await Connection.connect({ address: temporal.address }));
-  const client = (started.client = new Client({ connection }));
+  const client = (started.client = new Client({ connection, dataConverter: production.dataConverter }));
 
-  const worker = (started.worker = workerProcess({
+  const workers = (started.workers = workerPool({
+    size: options.workers,
     cwd: REPO_ROOT,
     entry: WORKER_ENTRY,
     probedEntry: 'tools/chaos/probed-worker.ts',
-    env: workerEnv({
-      temporalAddress: temporal.address,
-      taskQueue: run.taskQueue,
-      heygenUrl: proxy.url,
-      smtpUrl: smtp.url,
-      gateFile: join(run.dir, 'heygen-rate-gate.json'),
-    }),
+    env: {
+      ...workerEnv({
+        temporalAddress: temporal.address,
+        taskQueue: run.taskQueue,
+        heygenUrl: proxy.url,
+        smtpUrl: smtp.url,
+        gateFile: join(run.dir, 'heygen-rate-gate.json'),
+        maxRps: options.maxRps,
+      }),
+      ...production.workerEnv,
+    },
     restartOnUnexpectedExit: true,
     onEvent: note,
   }));
-  note(`worker started: pid ${worker.start().pid}`);
-  return { sandbox, proxy, smtp, temporal, worker, connection, client };
+  note(
+    `workers started: pids ${workers
+      .start()
+      .map((p) => p.pid)
+      .join(', ')}`,
+  );
+  return {
+    sandbox,
+    proxy,
+    smtp,
+    temporal,
+    workers,
+    gatewayUrl: production.gatewayUrl,
+    gatewayLog: production.gatewayLog,
+    payloadCodecs: production.payloadCodecs,
+    connection,
+    client,
+  };
 }
 
 /** Every planned group in the sandbox (some deleted at once), and one consent workflow each. */
@@ -222,8 +287,14 @@ async function waitForFirstHeyGenRequest(run: ChaosRun, { proxy }: Stack): Promi
 /** The planned faults and each group's fate (approval, failure, deletion, a second trigger), each at its time. */
 async function runChaosPhase(run: ChaosRun, stack: Stack): Promise<void> {
   const { plan, options, note, stats } = run;
-  const bursts = new FaultBursts(stack.sandbox, note, stats);
-  const context: ActionContext = { ...stack, bursts, note, stats };
+  const context: ActionContext = {
+    ...stack,
+    heygenBursts: new FaultBursts(note),
+    smtpBursts: new FaultBursts(note),
+    note,
+    stats,
+    random: seededRandom(options.seed ^ 0x5eed),
+  };
   const tasks: Array<Promise<void>> = [];
   const at = (ms: number, what: string, fn: () => Promise<void>): void => {
     tasks.push(
@@ -264,7 +335,8 @@ async function runChaosPhase(run: ChaosRun, stack: Stack): Promise<void> {
       )
       .then((open) =>
         note(
-          `progress: open workflows ${open}, HeyGen requests ${stack.proxy.records.length}, emails ${stack.smtp.messages.length}, worker pid ${stack.worker.current?.pid ?? 'none'}`,
+          `progress: open workflows ${open}, HeyGen requests ${stack.proxy.records.length}, emails ${stack.smtp.messages.length}, ` +
+            `workers ${stack.workers.current.map((p) => p?.pid ?? 'down').join('/')}, load ${loadavg()[0]!.toFixed(2)}`,
         ),
       );
   }, 15_000);
@@ -295,14 +367,39 @@ async function waitForWorkflowsToSettle(run: ChaosRun, { client }: Stack): Promi
 }
 
 /** Each workflow's status, result and history, and the task queue's counts. */
-async function collectResults(run: ChaosRun, { client }: Stack): Promise<Collected> {
+async function collectResults(run: ChaosRun, { client, payloadCodecs }: Stack): Promise<Collected> {
   const finals: GroupFinal[] = [];
-  const histories = new Map<string, HistoryEventLike[]>();
+  const histories = new Map<string, HistoryEvent[]>();
+  const failureTextsById = new Map<string, Map<string, string>>();
   const stuck: StuckWorkflow[] = [];
   await eachLimited(run.plan.groups, 12, async (group) => {
     const state = run.states.get(group.groupId)!;
     const handle = client.workflow.getHandle<typeof avatarConsentWorkflow>(workflowIdForGroup(group.groupId));
-    const description = await persist(`describe ${group.groupId}`, () => handle.describe(), 30_000);
+    const description = await persist(
+      `describe ${group.groupId}`,
+      () =>
+        handle.describe().catch((err: unknown) => {
+          // A workflow the server no longer knows is lost: reported, not retried.
+          if (err instanceof WorkflowNotFoundError) return null;
+          throw err;
+        }),
+      30_000,
+    ).catch(() => null);
+    if (description === null) {
+      finals.push({
+        groupId: group.groupId,
+        email: group.email,
+        fate: group.fate,
+        expectedOutcome: EXPECTED_OUTCOME[group.fate],
+        status: 'NOT_FOUND',
+        result: null,
+        approvedAt: state.approvedAt,
+        decidedAt: state.decidedAt,
+        closedAt: null,
+        deadlineAt: null,
+      });
+      return;
+    }
     let result: AvatarConsentResult | null = null;
     if (description.status.name === 'COMPLETED') {
       result = await persist(`result ${group.groupId}`, () => handle.result(), 30_000);
@@ -310,6 +407,10 @@ async function collectResults(run: ChaosRun, { client }: Stack): Promise<Collect
     if (description.status.name === 'RUNNING') stuck.push(await describeStuck(group.groupId, handle));
     const history = await persist(`history ${group.groupId}`, () => handle.fetchHistory(), 30_000);
     histories.set(workflowIdForGroup(group.groupId), history.events ?? []);
+    failureTextsById.set(
+      workflowIdForGroup(group.groupId),
+      await failureTexts(history.events ?? [], payloadCodecs),
+    );
     finals.push({
       groupId: group.groupId,
       email: group.email,
@@ -320,6 +421,7 @@ async function collectResults(run: ChaosRun, { client }: Stack): Promise<Collect
       approvedAt: state.approvedAt,
       decidedAt: state.decidedAt,
       closedAt: description.closeTime?.getTime() ?? null,
+      deadlineAt: description.startTime.getTime() + deadlineMsOf(group, run.plan),
     });
   });
   finals.sort((a, b) => a.groupId.localeCompare(b.groupId));
@@ -327,24 +429,37 @@ async function collectResults(run: ChaosRun, { client }: Stack): Promise<Collect
   const executionsOnQueue = (
     await persist('count all', () => client.workflow.count(`TaskQueue = "${run.taskQueue}"`))
   ).count;
-  return { finals, histories, stuck, openAtEnd, executionsOnQueue };
+  return { finals, histories, failureTexts: failureTextsById, stuck, openAtEnd, executionsOnQueue };
 }
 
 /** Always: the worker drains (SIGTERM), the server stops, the rest closes; what they recorded is kept. */
 async function tearDown(
   run: ChaosRun,
-  { worker, connection, temporal, sandbox, proxy, smtp }: Partial<Stack>,
+  {
+    workers,
+    connection,
+    temporal,
+    sandbox,
+    proxy,
+    smtp,
+    production,
+  }: Partial<Stack> & {
+    production?: ProductionSettings;
+  },
 ): Promise<Recorded> {
   const children: ChildProcess[] = [];
   try {
-    if (worker) {
+    if (workers) {
       const before = Date.now();
-      const alive = worker.current !== null;
-      await worker.stop(30_000);
-      run.stats.workerDrained = alive
-        ? `SIGTERM → exit in ${Date.now() - before} ms`
-        : 'no worker was running';
-      children.push(...worker.processes);
+      const alive = workers.liveSlots().length;
+      await workers.stop(30_000);
+      run.stats.workerDrained =
+        alive > 0 ? `${alive} SIGTERMed → all exited in ${Date.now() - before} ms` : 'no worker was running';
+      children.push(...workers.processes);
+    }
+    if (production) {
+      await production.close();
+      children.push(production.gatewayProcess);
     }
     await connection?.close().catch(() => undefined);
     if (temporal) {
@@ -358,6 +473,7 @@ async function tearDown(
     ledger: sandbox?.ledger() ?? [],
     consents: sandbox?.consents() ?? [],
     messages: [...(smtp?.messages ?? [])],
+    smtpEvents: [...(smtp?.events ?? [])],
     records: [...(proxy?.records ?? [])],
     faultsLeft: sandbox?.faults() ?? [],
     children,
@@ -372,15 +488,20 @@ async function tearDown(
 /** The invariants, the figures and what went wrong, as one report. */
 function report(
   run: ChaosRun,
-  { worker, temporal }: Partial<Stack>,
+  { workers, temporal, gatewayLog }: Partial<Stack>,
   collected: Collected,
   recorded: Recorded,
 ): ChaosReport {
-  const invariants = checkInvariants(run, worker, collected, recorded);
+  const invariants = checkInvariants(
+    run,
+    { workers, gatewayLog: gatewayLog ?? [], recipientDomain: RECIPIENT_DOMAIN },
+    collected,
+    recorded,
+  );
   const finishedAt = Date.now();
-  const figures = tallyFigures(run, worker, collected, recorded, invariants, finishedAt);
-  const { finals, histories, stuck } = collected;
-  const { checks, retryAfter } = invariants;
+  const { headline, figures } = tallyFigures(run, workers, collected, recorded, invariants, finishedAt);
+  const { finals, histories, stuck, failureTexts: texts } = collected;
+  const { checks, retryAfter, rateCap, emailResult, plaintext } = invariants;
   const slowestApprovals = finals
     .filter((f) => f.fate === 'approved' && f.approvedAt !== null && f.closedAt !== null)
     .map((f) => ({
@@ -390,7 +511,11 @@ function report(
         (e) => e.activityTaskTimedOutEventAttributes,
       ).length,
       linkGeneration: f.result?.linkGeneration ?? 0,
-      history: compactHistory(histories.get(workflowIdForGroup(f.groupId)) ?? [], f.approvedAt! - 1_000),
+      history: compactHistory(
+        histories.get(workflowIdForGroup(f.groupId)) ?? [],
+        f.approvedAt! - 1_000,
+        texts.get(workflowIdForGroup(f.groupId)),
+      ),
     }))
     .sort((a, b) => b.seconds - a.seconds)
     .slice(0, 5);
@@ -414,9 +539,24 @@ function report(
     workerEntry: WORKER_ENTRY,
     taskQueue: run.taskQueue,
     checks,
+    headline,
     figures,
     stats: { ...run.stats, faultAnswers: sum(Object.values(run.stats.faultsInjected)) },
     retryAfter,
+    rateCap,
+    pace: paceOf(run.t0, recorded),
+    excuses: emailResult.excuses,
+    plaintext: {
+      historyHits: plaintext.historyHits.slice(0, 20),
+      logHits: plaintext.logHits.slice(0, 20),
+      payloadsInClear: plaintext.payloadsInClear,
+    },
+    load: {
+      start: run.loadAtStart,
+      end: loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' '),
+    },
     timeline: run.timeline,
     wrongGroups,
     slowestApprovals,
@@ -426,7 +566,7 @@ function report(
       ? {}
       : {
           logs: {
-            worker: worker?.stderrTail.slice(-60) ?? [],
+            worker: workers?.stderrTail.slice(-60) ?? [],
             temporal: temporal?.tail(30) ?? [],
           },
         }),
@@ -521,6 +661,7 @@ function workerEnv(opts: {
   heygenUrl: string;
   smtpUrl: string;
   gateFile: string;
+  maxRps: number;
 }): Record<string, string> {
   return {
     TEMPORAL_ADDRESS: opts.temporalAddress,
@@ -529,25 +670,47 @@ function workerEnv(opts: {
     HEYGEN_API_KEY: API_KEY,
     HEYGEN_BASE_URL: opts.heygenUrl,
     HEYGEN_TIMEOUT_MS: String(HEYGEN_TIMEOUT_MS),
+    // One file for every worker process: a restart, and the other workers, know a Retry-After.
     HEYGEN_RATE_GATE_FILE: opts.gateFile,
+    HEYGEN_MAX_RPS: String(opts.maxRps),
     SMTP_URL: opts.smtpUrl,
     EMAIL_FROM,
     LOG_LEVEL: 'WARN',
   };
 }
 
+/** Requests, polls and emails per 10 s of the chaos clock. */
+function paceOf(t0: number, { records, messages }: Recorded): ChaosReport['pace'] {
+  const pace: ChaosReport['pace'] = [];
+  const senders: Array<Set<number>> = [];
+  const slot = (at: number) => {
+    const index = Math.max(0, Math.floor((at - t0) / 10_000));
+    while (pace.length <= index) {
+      pace.push({ fromS: pace.length * 10, requests: 0, polls: 0, emails: 0, workers: 0 });
+      senders.push(new Set());
+    }
+    return index;
+  };
+  for (const record of records) {
+    const index = slot(record.at);
+    pace[index]!.requests += 1;
+    if (record.activity?.type === 'pollConsentStatus') pace[index]!.polls += 1;
+    if (record.pid !== null) senders[index]!.add(record.pid);
+    pace[index]!.workers = senders[index]!.size;
+  }
+  for (const message of messages) pace[slot(message.receivedAt)]!.emails += 1;
+  return pace;
+}
+
+/** A never-approved group's deadline comes within the run; everyone else's is far away. */
+function deadlineMsOf(group: PlannedGroup, plan: ChaosPlan): number {
+  return group.fate === 'never_approved' ? Math.round(plan.expiringDeadlineMs / 1000) * 1000 : 3_600_000;
+}
+
 function inputFor(group: PlannedGroup, plan: ChaosPlan): AvatarConsentInput {
-  const short = plan.expiringDeadlineMs < 120_000;
   return {
     groupId: group.groupId,
     recipient: { email: group.email, name: group.name },
-    policy: {
-      pollInitialInterval: '200ms',
-      pollMaxInterval: '2s',
-      pollWindow: short ? '10s' : '20s',
-      // Short enough that people who take their time get a refreshed link (new key, new email).
-      linkTtl: short ? '30s' : '75s',
-      deadline: group.fate === 'never_approved' ? `${Math.round(plan.expiringDeadlineMs / 1000)}s` : '1h',
-    },
+    policy: { ...plan.policy, deadline: `${deadlineMsOf(group, plan) / 1000}s` },
   };
 }

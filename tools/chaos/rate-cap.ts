@@ -1,0 +1,68 @@
+/**
+ * The HeyGen rate cap across every worker (HEYGEN_MAX_RPS, the HeyGen task queue's
+ * maxTaskQueueActivitiesPerSecond), as the HeyGen stand-in saw it: requests per second, in sliding
+ * windows over the arrival times the recording proxy kept.
+ *
+ * Temporal hands out activity tasks from a token bucket: R a second, and a full bucket lets about R
+ * more go at once; between the hand-out and the request's arrival lies the worker (up to a second
+ * on a loaded machine). So a single second can see more than 2R (measured: 19 at R = 8), while a
+ * longer stretch cannot beat its refill by more than a bucket and that second: any 10 seconds hold
+ * at most 12R. The check holds the run to that, and to having met the cap at least once (some 10
+ * seconds with 7R or more), or it would prove nothing.
+ */
+
+export interface RateCapAnalysis {
+  cap: number;
+  requests: number;
+  /** The most requests that arrived within any one second, and when that second began (epoch ms). */
+  maxPerSecond: number;
+  maxPerSecondAt: number | null;
+  /** The most within any ten seconds, divided by ten. */
+  maxPerSecondOver10s: number;
+  /** Clock seconds that saw more than the cap: the bucket's bursts. */
+  secondsOverCap: number;
+  /** Most requests in any 10 s: what the check compares with its bounds. */
+  maxIn10s: number;
+  /** The bounds the check applies (see above): at most bound10s, and at least reached10s once. */
+  bound10s: number;
+  reached10s: number;
+  ok: boolean;
+}
+
+/** The most arrival times inside any window of `ms` that starts at an arrival, and where it starts. */
+function densest(times: readonly number[], ms: number): { count: number; at: number | null } {
+  let best = 0;
+  let at: number | null = null;
+  let j = 0;
+  for (let i = 0; i < times.length; i++) {
+    while (j < times.length && times[j]! < times[i]! + ms) j++;
+    if (j - i > best) {
+      best = j - i;
+      at = times[i]!;
+    }
+  }
+  return { count: best, at };
+}
+
+export function analyzeRateCap(arrivals: readonly number[], cap: number): RateCapAnalysis {
+  const times = [...arrivals].sort((a, b) => a - b);
+  const second = densest(times, 1_000);
+  const tenSeconds = densest(times, 10_000);
+  const perClockSecond = new Map<number, number>();
+  for (const t of times)
+    perClockSecond.set(Math.floor(t / 1000), (perClockSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
+  const bound10s = Math.floor(12 * cap);
+  const reached10s = Math.ceil(7 * cap);
+  return {
+    cap,
+    requests: times.length,
+    maxPerSecond: second.count,
+    maxPerSecondAt: second.at,
+    maxPerSecondOver10s: Math.round(tenSeconds.count) / 10,
+    secondsOverCap: [...perClockSecond.values()].filter((n) => n > cap).length,
+    maxIn10s: tenSeconds.count,
+    bound10s,
+    reached10s,
+    ok: tenSeconds.count <= bound10s && tenSeconds.count >= reached10s,
+  };
+}
