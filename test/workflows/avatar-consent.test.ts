@@ -262,7 +262,10 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
       await waitForStatus(handle, (s) => s.phase === 'awaiting' && s.pollWindow !== null);
       // The window polls at 0, 1, 3, 7, 15 and 25 min: 20 minutes in, five polls were made.
       await env.sleep('20 minutes');
-      return { status: await handle.query(statusQuery), now: await env.currentTimeMs() };
+      const seen = { status: await handle.query(statusQuery), now: await env.currentTimeMs() };
+      // Not left running: later tests let the server skip time, and it would wake on a queue nobody polls.
+      await handle.terminate('test over');
+      return seen;
     });
     const made = heygen.callsFor(groupId, 'GET').length - 1; // the look-up is not a poll
     const progress = pollProgress(status, now);
