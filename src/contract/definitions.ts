@@ -10,6 +10,7 @@
 import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { ApiError } from '../rules/api-error.js';
+import { shortDigest } from '../rules/digest.js';
 import {
   EMAIL_ADDRESS_RULE,
   MAX_AUDIT_REASON_LENGTH,
@@ -64,15 +65,7 @@ export function workflowIdProblem(workflowId: string, groupId: string): string |
  * carries it, the starter compares it. Not a secret: a known address can be matched against it.
  */
 export function recipientFingerprint(email: string): string {
-  const text = email.trim().toLowerCase();
-  let a = 0x811c9dc5;
-  let b = 0x01000193 ^ 0x5bd1e995;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193) >>> 0;
-    b = Math.imul(b ^ c, 0x01000193 ^ 0x2f) >>> 0;
-  }
-  return `fp1:${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
+  return `fp1:${shortDigest(email.trim().toLowerCase())}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,10 +49,21 @@ export interface PollWindow {
   closesAtMs: number;
 }
 
+/** What a run knows of its moment (none of it carried by older versions' continue-as-new). */
+const FRESH = {
+  outcome: null,
+  pollWindow: null,
+  nextPollAtMs: null,
+  lastError: null,
+  blocked: null,
+  approvedAtMs: null,
+  recipient: null,
+} as const;
+
 export function startState(groupId: string, policy: ResolvedPolicy, nowMs: number): ConsentState {
   return {
+    ...FRESH,
     phase: 'looking',
-    outcome: null,
     deadlineAtMs: nowMs + policy.deadlineMs,
     generation: 0,
     consentUrl: null,
@@ -64,12 +75,6 @@ export function startState(groupId: string, policy: ResolvedPolicy, nowMs: numbe
     emailsSent: 0,
     resends: 0,
     scheduleStartedAtMs: nowMs,
-    pollWindow: null,
-    nextPollAtMs: null,
-    lastError: null,
-    blocked: null,
-    approvedAtMs: null,
-    recipient: null,
   };
 }
 
@@ -78,17 +83,7 @@ export function startState(groupId: string, policy: ResolvedPolicy, nowMs: numbe
  * (no phase, window or error): they were waiting for the decision, so they resume waiting.
  */
 export function resumeState(carried: CarriedState): ConsentState {
-  return {
-    phase: 'awaiting',
-    outcome: null,
-    pollWindow: null,
-    nextPollAtMs: null,
-    lastError: null,
-    blocked: null,
-    approvedAtMs: null,
-    recipient: null,
-    ...carried,
-  };
+  return { ...FRESH, phase: 'awaiting', ...carried };
 }
 
 /** What continue-as-new passes on: the whole state (older runs passed only the required fields). */

@@ -6,24 +6,14 @@
  * generation, HeyGen creates exactly one consent per generation, and a retried email is the same message.
  */
 
+import { shortDigest } from '../rules/digest.js';
+
 /** HeyGen's Idempotency-Key pattern (from the OpenAPI spec). */
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_\-:.]{1,255}$/;
 
-/** 32-bit FNV-1a, twice with different seeds: a short, stable digest for the rare ID that does not fit. */
-function digest(text: string): string {
-  let a = 0x811c9dc5;
-  let b = 0x01000193 ^ 0x5bd1e995;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    a = Math.imul(a ^ c, 0x01000193) >>> 0;
-    b = Math.imul(b ^ c, 0x01000193 ^ 0x2f) >>> 0;
-  }
-  return a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0');
-}
-
 function safeToken(runId: string): string {
   // Run IDs are UUIDs; anything else (a custom server) is digested so the key always fits the pattern.
-  return /^[A-Za-z0-9-]{1,64}$/.test(runId) ? runId : `h${digest(runId)}`;
+  return /^[A-Za-z0-9-]{1,64}$/.test(runId) ? runId : `h${shortDigest(runId)}`;
 }
 
 export function consentIdempotencyKey(firstExecutionRunId: string, generation: number): string {

@@ -9,9 +9,10 @@ import type { DataConverter, Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 
 import {
   dataConverterFor,
@@ -32,7 +33,6 @@ type History = proto.temporal.api.history.v1.IHistory;
 const HistoryMessage = proto.temporal.api.history.v1.History;
 
 const TOKEN = `itest-${randomBytes(16).toString('hex')}`;
-const silentLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -49,10 +49,7 @@ beforeAll(async () => {
   })!;
   [env, bundle, codecServer] = await Promise.all([
     createDevServerEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./codec-workflows.ts', import.meta.url)),
-      logger: silentLogger,
-    }),
+    bundleWorkflows(fileURLToPath(new URL('./codec-workflows.ts', import.meta.url))),
     startCodecServer({ keyring, token: TOKEN, port: 0, host: '127.0.0.1' }),
   ]);
 });

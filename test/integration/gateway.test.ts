@@ -5,8 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import { checkNowSender } from '../../src/gateway/main.js';
 import { startGateway } from '../../src/gateway/server.js';
 import type { CheckNowSender, Gateway } from '../../src/gateway/server.js';
@@ -18,7 +19,6 @@ import { RecordingLogger } from '../helpers/recording-logger.js';
 import { checkNowCountQuery, checkNowCounterWorkflow, finishSignal } from './gateway-workflows.js';
 
 const secrets = GatewaySecrets.fromTexts(['hex:' + '5a'.repeat(32)]);
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 /** The gateway's log, read as the outcome of each nudge. */
 class NudgeLog extends RecordingLogger {
@@ -82,10 +82,7 @@ const closers: Array<() => Promise<unknown>> = [];
 beforeAll(async () => {
   const [testEnv, bundle] = await Promise.all([
     createDevServerEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./gateway-workflows.ts', import.meta.url)),
-      logger: quiet,
-    }),
+    bundleWorkflows(fileURLToPath(new URL('./gateway-workflows.ts', import.meta.url))),
   ]);
   env = testEnv;
   worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle });

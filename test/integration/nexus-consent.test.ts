@@ -7,9 +7,10 @@
 import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import { AvatarGroupIdAttribute, workflowIdForGroup } from '../../src/contract/index.js';
 import type { AvatarConsentInput } from '../../src/contract/index.js';
 import { loadWorkerConfig } from '../../src/config/worker-config.js';
@@ -25,7 +26,6 @@ import { nexusConsentCaller } from './nexus-workflows.js';
 const API_KEY = 'nexus-it-key';
 const CALLER_NAMESPACE = 'consent-callers';
 const ENDPOINT = 'avatar-consent-it';
-const silentLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 let env: DevServerEnv;
 let sandbox: Awaited<ReturnType<typeof startSandbox>>;
@@ -39,10 +39,7 @@ beforeAll(async () => {
     createDevServerEnv(),
     startSandbox({ apiKeys: [API_KEY] }),
     startSmtpCatcher(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./nexus-workflows.ts', import.meta.url)),
-      logger: silentLogger,
-    }),
+    bundleWorkflows(fileURLToPath(new URL('./nexus-workflows.ts', import.meta.url))),
   ]);
   // The caller's own namespace, and the endpoint that routes to the consent worker's task queue.
   await env.connection.workflowService.registerNamespace({

@@ -3,12 +3,11 @@
  * which may quote what we sent) are encrypted like payloads, and a worker that requires encryption
  * refuses a caller's plaintext input, except during the migration window.
  */
-import { fileURLToPath } from 'node:url';
 import { Client } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import {
   dataConverterFor,
   generateKey,
@@ -25,7 +24,6 @@ import { FakeMailer } from '../../tools/kit/fake-mailer.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import type { DevServerEnv } from '../../tools/kit/temporal-test-env.js';
 
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 let env: DevServerEnv;
 let bundle: WorkflowBundleWithSourceMap;
 let keyring: CodecKeyring;
@@ -34,13 +32,7 @@ const mailer = new FakeMailer();
 
 beforeAll(async () => {
   keyring = loadCodecKeysFromEnv({ AVATAR_CONSENT_CODEC_KEYS: generateKey('it').line })!;
-  [env, bundle] = await Promise.all([
-    createDevServerEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../../src/workflows/index.ts', import.meta.url)),
-      logger: quiet,
-    }),
-  ]);
+  [env, bundle] = await Promise.all([createDevServerEnv(), bundleWorkflows()]);
 });
 afterAll(async () => {
   await env?.teardown();

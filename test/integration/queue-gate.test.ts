@@ -5,26 +5,23 @@
  */
 import { fileURLToPath } from 'node:url';
 import proto from '@temporalio/proto';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import { QueueGate } from '../../src/queue-gate.js';
 import { eventually } from '../../tools/kit/eventually.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import type { DevServerEnv } from '../../tools/kit/temporal-test-env.js';
 
 const ACTIVITY_QUEUE = proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY;
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 let env: DevServerEnv;
 let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
   [env, bundle] = await Promise.all([
     createDevServerEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./queue-gate-workflows.ts', import.meta.url)),
-      logger: quiet,
-    }),
+    bundleWorkflows(fileURLToPath(new URL('./queue-gate-workflows.ts', import.meta.url))),
   ]);
 });
 afterAll(async () => {

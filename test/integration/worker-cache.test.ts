@@ -3,10 +3,9 @@
  * waiting consents (the others are evicted and replayed from history when they wake), and every one
  * of them still sees its approval and finishes.
  */
-import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import { DEFAULT_WORKER_TUNING, loadWorkerConfig } from '../../src/config/worker-config.js';
 import { checkNowSignal, statusQuery, workflowIdForGroup } from '../../src/contract/index.js';
 import type { AvatarConsentResult } from '../../src/contract/index.js';
@@ -17,18 +16,11 @@ import { FakeMailer } from '../../tools/kit/fake-mailer.js';
 import { createDevServerEnv, uniqueName } from '../../tools/kit/temporal-test-env.js';
 import type { DevServerEnv } from '../../tools/kit/temporal-test-env.js';
 
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 let env: DevServerEnv;
 let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
-  [env, bundle] = await Promise.all([
-    createDevServerEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../../src/workflows/index.ts', import.meta.url)),
-      logger: quiet,
-    }),
-  ]);
+  [env, bundle] = await Promise.all([createDevServerEnv(), bundleWorkflows()]);
 });
 afterAll(async () => {
   await env?.teardown();

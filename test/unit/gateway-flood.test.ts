@@ -3,33 +3,15 @@
 // fake checkNow sender and a fixed clock, so counts are exact and nothing depends on timing.
 import { request } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
+import { RecordingLogger } from '../helpers/recording-logger.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway } from '../../src/gateway/server.js';
-import type { Gateway, GatewayLogger, GatewayOptions, LogFields } from '../../src/gateway/server.js';
+import type { Gateway, GatewayOptions } from '../../src/gateway/server.js';
 import { buildReturnUrl, GatewaySecrets } from '../../src/gateway/tokens.js';
 
 const NOW = Date.UTC(2030, 0, 1, 12, 0, 0);
 const secrets = GatewaySecrets.fromTexts([`hex:${'6b1f'.repeat(16)}`]);
 const otherSecrets = GatewaySecrets.fromTexts([`hex:${'93ce'.repeat(16)}`]);
-
-interface Line {
-  level: 'info' | 'warn' | 'error';
-  message: string;
-  fields: LogFields;
-}
-
-class RecordingLogger implements GatewayLogger {
-  readonly lines: Line[] = [];
-  info(message: string, fields: LogFields = {}): void {
-    this.lines.push({ level: 'info', message, fields });
-  }
-  warn(message: string, fields: LogFields = {}): void {
-    this.lines.push({ level: 'warn', message, fields });
-  }
-  error(message: string, fields: LogFields = {}): void {
-    this.lines.push({ level: 'error', message, fields });
-  }
-}
 
 interface HttpResult {
   status: number;

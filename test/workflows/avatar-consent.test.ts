@@ -5,9 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleWorkflows } from '../../tools/kit/workflow-bundle.js';
 import {
   cancelSignal,
   changeRecipientUpdate,
@@ -31,15 +31,11 @@ let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 const heygen = new FakeHeyGen(() => env.currentTimeMs());
 const mailer = new FakeMailer();
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 beforeAll(async () => {
   [env, bundle] = await Promise.all([
     createTimeSkippingEnv(),
-    bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('./test-workflows.ts', import.meta.url)),
-      logger: quiet,
-    }),
+    bundleWorkflows(fileURLToPath(new URL('./test-workflows.ts', import.meta.url))),
   ]);
 });
 
