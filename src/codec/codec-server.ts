@@ -323,7 +323,7 @@ const originList = z.string().transform((text, ctx) => {
   return normalized;
 });
 
-const codecServerEnvSchema = z.object({
+export const codecServerEnvSchema = z.object({
   CODEC_SERVER_PORT: envVar(
     z.coerce
       .number({ error: 'must be a port number' })

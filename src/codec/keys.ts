@@ -151,7 +151,7 @@ const keyListSchema = z.string().transform((text, ctx): KeyEntries => {
 
 const keyIdSchema = z.string().trim().regex(keyIdPattern, keyIdRule);
 
-const codecEnvSchema = z.object({
+export const codecEnvSchema = z.object({
   [CODEC_KEYS_VAR]: envVar(keyListSchema.optional()),
   [CODEC_ACTIVE_KEY_VAR]: envVar(keyIdSchema.optional()),
   [CODEC_KEY_FILE_VAR]: envVar(z.string().trim().optional()),

@@ -57,7 +57,7 @@ const trustProxyVar = envVar(
     .default(0),
 );
 
-const gatewayEnvSchema = z.object({
+export const gatewayEnvSchema = z.object({
   GATEWAY_PORT: portVar(8090),
   GATEWAY_HOST: envVar(z.string().trim().default('127.0.0.1')),
   GATEWAY_THANK_YOU_URL: envVar(rerouteUrlSchema.optional()),

@@ -466,7 +466,7 @@ export interface ReturnLinkConfig {
   ttlMs: number;
 }
 
-const returnLinkEnvSchema = z.object({
+export const returnLinkEnvSchema = z.object({
   PUBLIC_BASE_URL: envVar(publicBaseUrlSchema.optional()),
   GATEWAY_TOKEN_TTL: envVar(
     z

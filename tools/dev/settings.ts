@@ -16,7 +16,7 @@ import { DEV_SERVER_NAMESPACE } from '../kit/temporal-server.js';
 export const DEV_HOST = '127.0.0.1';
 export const DEV_NAMESPACE = DEV_SERVER_NAMESPACE;
 
-const devEnvSchema = z.object({
+export const devEnvSchema = z.object({
   DEV_TEMPORAL_PORT: portVar(7233),
   DEV_TEMPORAL_UI_PORT: portVar(8233),
   DEV_SANDBOX_PORT: portVar(4010),
