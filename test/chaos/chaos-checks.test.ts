@@ -141,7 +141,9 @@ describe('rate cap', () => {
   });
 
   it('a run that never met the cap proves nothing', () => {
-    expect(analyzeRateCap(steady(3, 30), 10).ok).toBe(false);
+    const analysis = analyzeRateCap(steady(3, 30), 10);
+    expect(analysis.reached).toBe(false);
+    expect(analysis.ok).toBe(false);
   });
 });
 

@@ -22,7 +22,7 @@ const usage = `Usage: npm run chaos -- [options]
                        beyond 600 workflows; 45s with --short)
   --workers <n>        worker processes at once, killed one at a time (default 3; 2 with --short)
   --server-kills <n>   Temporal SIGKILLs during the chaos phase (default 2; 1 with --short)
-  --max-rps <n>        HEYGEN_MAX_RPS for every worker (default workflows / 20, at least 20; 5 with --short)
+  --max-rps <n>        HEYGEN_MAX_RPS for every worker (default workflows / 40, at least 20; 5 with --short)
   --seed <n>           seed for every random choice (default: random, printed)
   --short              the CI profile: shorter outages, fewer faults
   --settle <d>         longest wait for the workflows after the chaos phase (default 420s, 600s beyond
@@ -95,7 +95,7 @@ export function optionsFromArgs(argv: string[]): ChaosArgs | 'help' {
     serverKills: integerOption(values['server-kills'], short ? 1 : 2, 'server-kills', 0, 5),
     maxRps: integerOption(
       values['max-rps'],
-      short ? 5 : Math.max(20, Math.round(workflows / 20)),
+      short ? 5 : Math.max(20, Math.round(workflows / 40)),
       'max-rps',
       1,
       10_000,

@@ -34,6 +34,8 @@ export function checkPolls(
   records: readonly ProxyRecord[],
 ): { checks: Check[]; figures: PollFigures } {
   const windows = new Map<string, Map<string, number>>();
+  /** The HeyGen answer to each group's last poll attempt seen (what ended its last window). */
+  const lastAnswer = new Map<string, { attempt: number; status: number; at: number }>();
   let seenRequests = 0;
   for (const record of records) {
     if (record.activity?.type !== POLL_ACTIVITY || record.method !== 'GET') continue;
@@ -44,6 +46,8 @@ export function checkPolls(
     const key = `${record.activity.runId}/${record.activity.id}`;
     byWindow.set(key, Math.max(byWindow.get(key) ?? 0, record.activity.attempt));
     windows.set(groupId, byWindow);
+    if (record.at >= (lastAnswer.get(groupId)?.at ?? 0))
+      lastAnswer.set(groupId, { attempt: record.activity.attempt, status: record.status, at: record.at });
   }
   const figures: PollFigures = {
     counted: 0,

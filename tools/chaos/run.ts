@@ -197,7 +197,12 @@ async function startStack(
         message: refusal.code === 550 ? 'No such user here' : 'Message refused: mailbox policy',
       });
   }
-  const temporal = (started.temporal = temporalServer({ dbFile: join(run.dir, 'chaos.db') }));
+  const temporal = (started.temporal = temporalServer({
+    dbFile: join(run.dir, 'chaos.db'),
+    // One partition per task queue, as a rate-capped HeyGen queue should run: with the default
+    // four, HEYGEN_MAX_RPS=50 let through about 7 requests a second here (README, chaos).
+    dynamicConfig: ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'],
+  }));
   await temporal.start();
   note(
     `temporal dev server on ${temporal.address} (db ${temporal.dbFile}); sandbox ${sandbox.url} via proxy ${proxy.url}`,
