@@ -56,7 +56,7 @@ export interface StartOptions {
   /**
    * Set the `AvatarGroupId` search attribute at start (default true), which also makes the workflow
    * keep `ConsentPhase`, `ConsentOutcome` and `ConsentBlocked` up to date. The cluster must have them
-   * registered (README, "Search attributes"); pass false where it does not.
+   * registered (docs/deploy.md, "Search attributes on other clusters"); pass false where it does not.
    */
   searchAttributes?: boolean;
   /**
@@ -591,7 +591,7 @@ export function connectionFailure(
 function temporalFailure(error: unknown, config: TemporalConnectionConfig): string {
   const reason = error instanceof Error ? error.message : String(error);
   const hint = /search attribute/i.test(reason)
-    ? '\nRegister the search attributes (README, "Search attributes"), or pass --no-search-attributes.'
+    ? '\nRegister the search attributes (docs/deploy.md, "Search attributes on other clusters"), or pass --no-search-attributes.'
     : /namespace/i.test(reason)
       ? '\nSet TEMPORAL_NAMESPACE to a namespace that exists.'
       : '';

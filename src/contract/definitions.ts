@@ -145,7 +145,7 @@ export function formatDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** Defaults, documented in README ("Polling and link policy"). */
+/** Defaults, documented in docs/design.md ("Polling in windows"). */
 export const DEFAULT_POLICY = {
   pollInitialInterval: '15s',
   pollMaxInterval: '30m',

@@ -38,8 +38,11 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-async function withWorker<T>(plaintext: PlaintextPolicy, fn: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = uniqueName('enc');
+async function withWorker<T>(
+  plaintext: PlaintextPolicy,
+  fn: (taskQueue: string) => Promise<T>,
+  taskQueue = uniqueName('enc'),
+): Promise<T> {
   const worker = await createConsentWorker({
     connection: env.nativeConnection,
     namespace: 'default',
@@ -142,5 +145,38 @@ describe('payload encryption on the consent worker', () => {
     );
     expect(result.outcome).toBe('approved');
     expect(accepted).toEqual(['plaintext']);
+  });
+  it('a plaintext signal stalls a consent under required encryption, and the migration window lets it go on', async () => {
+    const groupId = newGroup();
+    const codecClient = clientWith(dataConverterFor(keyring));
+    const workflowId = workflowIdForGroup(groupId);
+    // Started through the codec; then an operator cancels without it (a plaintext argument).
+    const queue = uniqueName('enc');
+    const stalled = await withWorker(
+      { refuse: true },
+      async (taskQueue) => {
+        await codecClient.workflow.start('avatarConsentWorkflow', {
+          taskQueue,
+          workflowId,
+          args: [{ groupId, recipient: { email: 'ada@example.com' }, policy: { pollInitialInterval: '1h' } }],
+        });
+        await eventually('the consent to wait', async () => mailer.sentTo(groupId).length === 1);
+        await clientWith({}).workflow.getHandle(workflowId).signal('cancel', { reason: 'wrong person' });
+        return eventually('the refused workflow task', async () => {
+          const events = (await codecClient.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+          return events.find((e) => e.workflowTaskFailedEventAttributes)?.workflowTaskFailedEventAttributes
+            ?.failure?.message;
+        });
+      },
+      queue,
+    );
+    expect(stalled).toMatch(/AVATAR_CONSENT_REQUIRE_ENCRYPTION/);
+    // Recovery without losing anything: a worker with the migration window open takes the signal.
+    const result = await withWorker(
+      { refuse: true, acceptUntilMs: Date.now() + 60_000 },
+      () => codecClient.workflow.getHandle(workflowId).result() as Promise<AvatarConsentResult>,
+      queue,
+    );
+    expect(result).toMatchObject({ outcome: 'canceled', error: { message: 'wrong person' } });
   });
 });

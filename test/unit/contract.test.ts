@@ -46,6 +46,12 @@ describe('avatarConsentWorkflow input', () => {
     expect(workflowIdForGroup('ag_123')).toBe('avatar-consent-ag_123');
   });
 
+  it('keeps line feeds in the consent text: paragraphs are fine', () => {
+    expect(parseAvatarConsentInput({ ...valid, consentText: 'I agree.\n\nSigned, Ada' }).consentText).toBe(
+      'I agree.\n\nSigned, Ada',
+    );
+  });
+
   it('parses durations given as strings', () => {
     const parsed = parseAvatarConsentInput({
       ...valid,
@@ -66,6 +72,27 @@ describe('avatarConsentWorkflow input', () => {
     [{ ...valid, rerouteUrl: 'javascript:alert(1)' }, /rerouteUrl/],
     [{ ...valid, consentText: 'I <b>agree</b>' }, /consentText: must not contain "<" or ">"/],
     [{ ...valid, consentText: 'x'.repeat(1001) }, /consentText: must be at most 1000 characters/],
+    // Control and bidi characters would reach HeyGen's consent page; only line feeds may pass.
+    ...[
+      'I agree\r\nto it',
+      'I agree\u0000',
+      'I agree \u001b[31m',
+      'I agree \u202etxet',
+      'I \u2066agree\u2069',
+    ].map(
+      (consentText) =>
+        [{ ...valid, consentText }, /consentText: must not contain control characters/] as const,
+    ),
+    [{ ...valid, recipient: { email: 'a@example.com', name: 'Eve \u202eevil' } }, /recipient\.name: .*bidi/],
+    [
+      { ...valid, recipient: { email: `${'a'.repeat(65)}@example.com` } },
+      /recipient\.email: must be a plain email/,
+    ],
+    [{ ...valid, recipient: { email: 'a@bad-.example.com' } }, /recipient\.email: must be a plain email/],
+    [
+      { ...valid, recipient: { email: `a@${'l'.repeat(70)}.example.com` } },
+      /recipient\.email: must be a plain email/,
+    ],
     [{ ...valid, policy: { deadline: 'forever' } }, /policy\.deadline: "forever" is not a duration/],
     [{ ...valid, policy: { deadline: '500ms' } }, /policy\.deadline: must be between 1s and 90d/],
     [{ ...valid, policy: { maxLinkRefreshes: -1 } }, /policy\.maxLinkRefreshes/],

@@ -272,6 +272,24 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(Date.parse(progress.nextPollAt!) - now).toBeLessThanOrEqual(10 * 60_000);
   });
 
+  it("escapes HeyGen's words in the UI's current details: an odd consent_status cannot become a link", async () => {
+    const groupId = newGroup({ consent_status: '[verify](https://evil.example/x)\n# Approved' });
+    const details = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [inputFor(groupId)],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      await handle.terminate('test over');
+      return metadata.currentDetails ?? '';
+    });
+    expect(details).toContain('consent_status:** \\[verify\\]\\(https\\:');
+    expect(details).not.toContain('[verify](');
+    expect(details).not.toMatch(/^# Approved/m);
+  });
+
   it('signals a caller workflow with avatarConsentCompleted and the typed result', async () => {
     const groupId = newGroup();
     heygen.approveOnGet.set(groupId, 3);

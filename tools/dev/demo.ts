@@ -154,9 +154,9 @@ async function main(settings: DemoSettings): Promise<number> {
     say('  4. At its next poll the workflow sees consent_status "approved" and completes. Polls start');
     say('     15 s apart and then back off; the Web UI\'s "Pending Activities" shows the next one.');
     say();
-    say(`Poll now:      temporal workflow signal --workflow-id ${handle.workflowId} --name checkNow`);
+    say(`Poll now:      .venv/bin/temporal workflow signal --workflow-id ${handle.workflowId} --name checkNow`);
     say(`No browser?    curl -X POST ${settings.sandboxUrl}/_sandbox/groups/${group.id}/approve`);
-    say(`Status (CLI):  temporal workflow describe --workflow-id ${handle.workflowId}`);
+    say(`Status (CLI):  .venv/bin/temporal workflow describe --workflow-id ${handle.workflowId}`);
     if (!settings.wait) {
       say();
       say('(Run with --wait to follow the workflow here until it ends.)');
@@ -168,7 +168,8 @@ async function main(settings: DemoSettings): Promise<number> {
     const result = await waitWithProgress(handle, (line) => say(`  ${line}`));
     say();
     say(`Outcome: ${result.outcome}`);
-    say(JSON.stringify(result, null, 2));
+    // The consent link is personal: the result is shown without it.
+    say(JSON.stringify({ ...result, consentUrl: result.consentUrl ? '[hidden]' : null }, null, 2));
     return isSuccessfulOutcome(result.outcome) ? 0 : 1;
   } finally {
     await connection.close();
