@@ -160,7 +160,7 @@ describe('payload encryption on the consent worker', () => {
           workflowId,
           args: [{ groupId, recipient: { email: 'ada@example.com' }, policy: { pollInitialInterval: '1h' } }],
         });
-        await eventually('the consent to wait', async () => mailer.sentTo(groupId).length === 1);
+        await eventually('the consent to wait', () => mailer.sentTo(groupId).length === 1);
         await clientWith({}).workflow.getHandle(workflowId).signal('cancel', { reason: 'wrong person' });
         return eventually('the refused workflow task', async () => {
           const events = (await codecClient.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
