@@ -140,6 +140,13 @@ describe('rate cap', () => {
     expect(analysis.maxIn10s).toBe(300);
   });
 
+  it('a rate a little above the cap, held for a minute, fails though no 10 s shows it', () => {
+    const analysis = analyzeRateCap(steady(12, 70), 10);
+    expect(analysis.maxIn10s).toBeLessThanOrEqual(analysis.bound10s);
+    expect(analysis.maxIn60s).toBeGreaterThan(analysis.bound60s);
+    expect(analysis.ok).toBe(false);
+  });
+
   it('a run that never met the cap proves nothing', () => {
     const analysis = analyzeRateCap(steady(3, 30), 10);
     expect(analysis.reached).toBe(false);

@@ -104,7 +104,8 @@ export function checkInvariants(
       name: `HeyGen requests stay within HEYGEN_MAX_RPS=${options.maxRps} across all ${options.workers} workers`,
       ok: rateCap.ok,
       detail:
-        `at most ${rateCap.maxIn10s} in any 10 s (bound ${rateCap.bound10s}: the refill, a full bucket and a second of worker delay); ` +
+        `at most ${rateCap.maxIn10s} in any 10 s (bound ${rateCap.bound10s}: the refill, a full bucket and two seconds of worker delay), ` +
+        `${rateCap.maxIn60s} in any 60 s (bound ${rateCap.bound60s}); ` +
         `at most ${rateCap.maxPerSecond} in one second (the cap must be met once: ${rateCap.reached ? 'it was' : 'it never was, so nothing was proven'}); ` +
         `${rateCap.secondsOverCap} clock second(s) above the cap`,
     },

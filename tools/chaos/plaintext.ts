@@ -86,7 +86,11 @@ function countPayloads(value: unknown, path: string, scan: PlaintextScan, depth 
     else {
       const where = path.includes('searchAttributes')
         ? 'search attributes'
-        : path.split('.').slice(-3).join('.');
+        : // e.g. event.markerRecordedEventAttributes.details.data.payloads.0 → markerRecorded.details.data
+          path
+            .replace(/^event\./, '')
+            .replace(/EventAttributes/, '')
+            .replace(/\.payloads\.\d+$/, '');
       scan.payloadsInClear[where] = (scan.payloadsInClear[where] ?? 0) + 1;
     }
     return;

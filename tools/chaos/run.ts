@@ -280,13 +280,16 @@ async function startWorkflows(run: ChaosRun, { sandbox, client }: Stack): Promis
   run.note(`${plan.groups.length} workflows started`);
 }
 
-/** The chaos clock starts with the first HeyGen request: the worker is up and working. */
+/**
+ * The chaos clock starts once every workflow is started and HeyGen has had a request: the workers are
+ * up and working. (With many workflows, requests began while the others were being started.)
+ */
 async function waitForFirstHeyGenRequest(run: ChaosRun, { proxy }: Stack): Promise<void> {
   await eventually('the first HeyGen request after starting the workflows', () => proxy.records.length > 0, {
     timeoutMs: 180_000,
   });
   run.t0 = Date.now();
-  run.note('first HeyGen request: chaos clock starts');
+  run.note(`workers answering (${proxy.records.length} HeyGen requests so far): chaos clock starts`);
 }
 
 /** The planned faults and each group's fate (approval, failure, deletion, a second trigger), each at its time. */
