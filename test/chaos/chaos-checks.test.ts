@@ -190,6 +190,18 @@ describe('polls counted', () => {
     expect(under.figures.undercountedGroups).toBe(1);
   });
 
+  it('the poll that found the group deleted is a poll too', () => {
+    const deleted: GroupFinal = { ...final(0), result: { ...result(0), outcome: 'group_not_found' } };
+    const notFound = record({
+      at: 1,
+      status: 404,
+      activity: { type: 'pollConsentStatus', attempt: 1, id: '5', runId: 'r1' },
+    });
+    const checked = checkPolls([deleted], [notFound]);
+    expect(checked.checks[0]!.ok).toBe(false);
+    expect(checked.checks[0]!.detail).toMatch(/group_not_found.*answered 404/);
+  });
+
   it('look-ups are not polls', () => {
     const lookup = record({
       at: 1,

@@ -68,8 +68,10 @@ export function checkPolls(
     figures.maxOvercount = Math.max(figures.maxOvercount, final.result.polls - seen);
     if (final.result.polls < seen) {
       figures.undercountedGroups += 1;
+      const last = lastAnswer.get(final.groupId);
       under.push(
-        `${final.groupId}: counted ${final.result.polls}, HeyGen saw attempts up to ${seen} over ${byWindow.size} window(s)`,
+        `${final.groupId} (${final.result.outcome}): counted ${final.result.polls}, HeyGen saw attempts up to ${seen} ` +
+          `over ${byWindow.size} window(s); its last poll was answered ${last?.status || 'nothing'}`,
       );
     }
   }
