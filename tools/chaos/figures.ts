@@ -460,6 +460,19 @@ export function tallyFigures(
   );
   add('temporal', 'history events', historyResult.figures.events);
   add('temporal', 'longest history (events)', Math.max(0, ...[...histories.values()].map((h) => h.length)));
+  // The longest a workflow went without a single event: a stall it came out of by itself.
+  let stall = { seconds: 0, workflowId: '' };
+  for (const [workflowId, events] of histories) {
+    for (let i = 1; i < events.length; i++) {
+      const gap = (eventTimeMs(events[i]!) - eventTimeMs(events[i - 1]!)) / 1000;
+      if (gap > stall.seconds) stall = { seconds: gap, workflowId };
+    }
+  }
+  add(
+    'temporal',
+    'longest stretch without an event in one history (s)',
+    `${round1(stall.seconds)} (${stall.workflowId})`,
+  );
   add('temporal', 'open workflows at the end', openAtEnd);
   add(
     'temporal',
