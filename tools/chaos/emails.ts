@@ -42,7 +42,7 @@ export interface Excuse {
 }
 
 export type CopyCause =
-  'reply_dropped' | 'worker_killed' | 'temporal_down' | 'cut_by_deadline' | 'unexplained';
+  'reply_dropped' | 'worker_killed' | 'temporal_down' | 'smtp_down' | 'cut_by_deadline' | 'unexplained';
 
 export interface EmailFigures {
   messages: number;
@@ -104,6 +104,8 @@ function copyCause(prev: ReceivedMail, nextAt: number, d: Disruptions): CopyCaus
   if (prev.replyDropped) return 'reply_dropped';
   if (d.workerKills.some((t) => t >= prev.receivedAt && t <= nextAt)) return 'worker_killed';
   if (overlaps(prev.receivedAt, nextAt, d.temporalDown)) return 'temporal_down';
+  // Stopping the server cuts open sessions: one may have been taken just before its 250.
+  if (overlaps(prev.receivedAt, nextAt, d.smtpDown)) return 'smtp_down';
   return 'unexplained';
 }
 
@@ -127,6 +129,7 @@ export function checkEmails(input: EmailInput): {
       reply_dropped: 0,
       worker_killed: 0,
       temporal_down: 0,
+      smtp_down: 0,
       cut_by_deadline: 0,
       unexplained: 0,
     },
@@ -228,10 +231,7 @@ export function checkEmails(input: EmailInput): {
         problems.push(`${final.groupId}: link g${g} was never emailed, and a later link was made`);
         continue;
       }
-      const arrived =
-        byId.size > 0 && idsByGeneration.has(g)
-          ? [...idsByGeneration.get(g)!].flatMap((id) => byId.get(id)!)
-          : [];
+      const arrived = [...(idsByGeneration.get(g) ?? [])].flatMap((id) => byId.get(id) ?? []);
       const found =
         arrived.length > 0
           ? unacknowledged(final.groupId, g, arrived, emailAfterLink, closeAt, d, rel)
