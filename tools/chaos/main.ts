@@ -28,6 +28,7 @@ const usage = `Usage: npm run chaos -- [options]
   --settle <d>         longest wait for the workflows after the chaos phase (default 420s, 600s beyond
                        600 workflows; 100s with --short)
   --artifacts <dir>    where the JSON report goes (default artifacts/)
+  --keep-scratch       keep the Temporal database and the run's codec key (printed path) for a post-mortem
   --help               this text`;
 
 function durationOption(text: string | undefined, fallback: number, name: string): number {
@@ -69,6 +70,7 @@ export function optionsFromArgs(argv: string[]): ChaosArgs | 'help' {
       'server-kills': { type: 'string' },
       'max-rps': { type: 'string' },
       artifacts: { type: 'string', default: 'artifacts' },
+      'keep-scratch': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -100,6 +102,7 @@ export function optionsFromArgs(argv: string[]): ChaosArgs | 'help' {
       1,
       10_000,
     ),
+    keepScratch: values['keep-scratch'],
     artifactsDir: values.artifacts,
   };
 }

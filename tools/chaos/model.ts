@@ -37,6 +37,11 @@ export interface ChaosOptions {
   serverKills: number;
   /** HEYGEN_MAX_RPS for every worker: the cap on HeyGen requests per second across all of them. */
   maxRps: number;
+  /**
+   * Keep the scratch folder (the Temporal database and the run's codec key) for a post-mortem:
+   * replay or inspect a stuck workflow. Default: removed.
+   */
+  keepScratch?: boolean;
   /** HeyGen sandbox rate limit per second and key; default 3 × maxRps (only the bucket's bursts and injected storms answer 429). */
   rateLimitPerSecond?: number;
   log?: (line: string) => void;

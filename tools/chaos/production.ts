@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 import type { DataConverter, PayloadCodec } from '@temporalio/common';
 
@@ -34,8 +35,12 @@ export async function startProductionSettings(opts: {
   cwd: string;
   temporalAddress: string;
   namespace: string;
+  /** Where the run's key goes (mode 600), so a kept scratch folder can be read after the run. */
+  keyFile: string;
 }): Promise<ProductionSettings> {
   const key = generateKey('chaos');
+  // A throwaway key for made-up data: kept beside the database it encrypted, never printed.
+  writeFileSync(opts.keyFile, `${key.line}\n`, { mode: 0o600 });
   const keyring = createCodecKeyring({ [key.id]: Buffer.from(key.keyBase64, 'base64') });
   const gatewaySecret = `hex:${randomBytes(32).toString('hex')}`;
   const port = await freePort();

@@ -211,6 +211,7 @@ async function startStack(
     cwd: REPO_ROOT,
     temporalAddress: temporal.address,
     namespace: DEV_SERVER_NAMESPACE,
+    keyFile: join(run.dir, 'codec-key.txt'),
   }));
   started.gatewayUrl = production.gatewayUrl;
   started.gatewayLog = production.gatewayLog;
@@ -489,7 +490,9 @@ async function tearDown(
   };
   await Promise.allSettled([proxy?.close(), sandbox?.close(), smtp?.close()]);
   recorded.stillRunning = children.filter(isRunning);
-  rmSync(run.dir, { recursive: true, force: true });
+  if (run.options.keepScratch)
+    run.note(`scratch folder kept: ${run.dir} (chaos.db, codec-key.txt for AVATAR_CONSENT_CODEC_KEYS)`);
+  else rmSync(run.dir, { recursive: true, force: true });
   return recorded;
 }
 
