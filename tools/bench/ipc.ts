@@ -1,9 +1,20 @@
-/** Messages between the benchmark and its worker child process (validated with zod on both sides). */
+/** Messages between the benchmark and its worker child processes (validated with zod on both sides). */
 import { z } from 'zod';
 
-export const workerStartSchema = z.strictObject({
+/** The product: `runWorker` from dist/, configured through the child's environment, as deployed. */
+export const productStartSchema = z.strictObject({
   type: z.literal('start'),
-  system: z.enum(['product', 'baseline']),
+  system: z.literal('product'),
+  /** Only requests to here are recorded (HEYGEN_BASE_URL). */
+  heygenUrl: z.string(),
+  /** Record every activity attempt and HeyGen request. */
+  record: z.boolean(),
+});
+
+/** The control and the baseline: a plain Worker with their own workflow bundle. */
+export const loopStartSchema = z.strictObject({
+  type: z.literal('start'),
+  system: z.enum(['control', 'baseline']),
   temporalAddress: z.string(),
   namespace: z.string(),
   taskQueue: z.string(),
@@ -12,19 +23,14 @@ export const workerStartSchema = z.strictObject({
   heygenApiKey: z.string(),
   smtpUrl: z.string(),
   emailFrom: z.string(),
-  /** Consent-return links through the gateway (product only). */
-  returnLinks: z
-    .strictObject({ publicBaseUrl: z.string(), secretText: z.string(), ttlMs: z.number() })
-    .optional(),
-  /** Record every activity attempt and HeyGen request (off for the memory hold, which only needs RSS). */
   record: z.boolean(),
 });
-export type WorkerStart = z.infer<typeof workerStartSchema>;
 
-export const parentMessageSchema = z.discriminatedUnion('type', [
-  workerStartSchema,
-  z.strictObject({ type: z.literal('stop') }),
-]);
+export const workerStartSchema = z.union([productStartSchema, loopStartSchema]);
+export type WorkerStart = z.infer<typeof workerStartSchema>;
+export type LoopStart = z.infer<typeof loopStartSchema>;
+
+export const parentMessageSchema = z.union([workerStartSchema, z.strictObject({ type: z.literal('stop') })]);
 export type ParentMessage = z.infer<typeof parentMessageSchema>;
 
 /** One activity execution: the highest attempt number the worker ran for it. */
@@ -37,10 +43,15 @@ export const attemptRecordSchema = z.tuple([
 ]);
 export type AttemptRecord = z.infer<typeof attemptRecordSchema>;
 
-/** One HeyGen request as the client sent it: what the worker did, seen from inside the HeyGen client. */
+/**
+ * One HeyGen request as the client sent it. Times are on the host's monotonic clock (ms, with
+ * fractions), which every process of the host shares: one worker's 429 and another's next request
+ * compare exactly.
+ */
 export const requestRecordSchema = z.tuple([
-  z.number(), // sent at (epoch ms, sub-millisecond precision)
-  z.number(), // response headers received at (epoch ms, sub-millisecond precision)
+  z.number(), // fetch called
+  z.number(), // response headers received
+  z.number().nullable(), // a 429's body read (the client closes its gate right after); null otherwise
   z.number(), // HTTP status, 0 for a transport error
   z.string().nullable(), // Retry-After header
   z.string(), // method
@@ -55,6 +66,8 @@ export const childMessageSchema = z.discriminatedUnion('type', [
     type: z.literal('report'),
     attempts: z.array(attemptRecordSchema),
     requests: z.array(requestRecordSchema),
+    /** When this process closed the shared HeyGen queue (QueueGate), on the monotonic clock. */
+    queueClosedAt: z.array(z.number()),
     peakRss: z.number(),
   }),
   z.strictObject({ type: z.literal('failed'), message: z.string() }),

@@ -1,36 +1,43 @@
 /**
- * `npm run bench`: the product's consent workflow against a hand-written one-minute polling loop,
- * on a real Temporal dev server, the HeyGen sandbox and a real SMTP server, with all durations
- * scaled down by one factor. See docs/benchmark.md for what is measured and how.
+ * `npm run bench`: the product's consent workflow (the built worker, as deployed) against a control
+ * (its four activities in a minimal workflow) and a hand-written one-minute polling loop, on a real
+ * Temporal dev server, the HeyGen sandbox and a real SMTP server, with all durations scaled down by
+ * one factor; then several product workers on one task queue with 429s injected; then (--hold) many
+ * waiting consents on one worker. See docs/benchmark.md for what is measured and how.
  *
- * Progress goes to stderr; the markdown table to stdout; everything to artifacts/bench-<timestamp>.json.
+ * Progress goes to stderr; the markdown tables to stdout; everything to artifacts/bench-<timestamp>.json.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
-import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
-import type { Gateway, GatewayLogger } from '../../src/gateway/index.js';
-import { checkNowSender } from '../../src/gateway/main.js';
 import { runCli } from '../kit/cli.js';
 import { resolveTemporalExecutable } from '../kit/temporal-binaries.js';
-import { workflowsPath } from '../../src/worker.js';
 import { startSmtpCatcher } from '../kit/smtp-catcher.js';
-import { parseBenchArgs, usage } from './args.js';
+import { BUDGET_SHARE, parseBenchArgs, usage } from './args.js';
 import type { BenchArgs } from './args.js';
 import { runHold } from './hold.js';
 import type { HoldResult } from './hold.js';
-import { baselineTimings, runPhase, scaledPolicy } from './phase.js';
-import type { FlowPlan, PhaseResult, System } from './phase.js';
-import { renderCpuTable, renderTable, summarizeSystem } from './report.js';
-import type { SystemSummary } from './report.js';
+import { baselineTimings, controlTimings, runPhase, scaledPolicy } from './phase.js';
+import type { FlowPlan, PhaseConfig, PhaseResult, System } from './phase.js';
+import { ensureBuilt } from './production-worker.js';
+import {
+  renderCpuTable,
+  renderHoldTable,
+  renderMultiTable,
+  renderSummaryTable,
+  renderTable,
+  summarizeMulti,
+  summarizeSystem,
+} from './report.js';
+import type { MultiSummary, SystemSummary } from './report.js';
 import {
   DEV_SERVER_DYNAMIC_CONFIG,
   DEV_SERVER_SQLITE_PRAGMAS,
-  setWorkerHeapLimitMb,
+  startBenchGateway,
   startStack,
 } from './stack.js';
 import { drawLogNormal, seededRandom } from './stats.js';
@@ -41,28 +48,36 @@ const APPROVAL_MEDIAN_MS = 2 * HOUR;
 const APPROVAL_SIGMA = 1;
 const APPROVAL_MIN_MS = 60_000;
 const APPROVAL_MAX_MS = 22 * HOUR;
+/** The several-workers runs: the same waits, cut at 12 h so a run lasts under a minute at 1:1000. */
+const MULTI_APPROVAL_MAX_MS = 12 * HOUR;
+const MULTI_START_RATE = 50;
 const HOLD_TARGET = 10_000;
 
 const progress = (line: string): void => {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
 };
 
-function mainPlans(args: BenchArgs): FlowPlan[] {
+function drawnPlans(
+  args: BenchArgs,
+  count: number,
+  opts: { offset: number; dayFlows: number; maxMs: number },
+): FlowPlan[] {
   const random = seededRandom(args.seed);
-  return Array.from({ length: args.flows }, (_, index) => {
+  return Array.from({ length: count }, (_, i) => {
+    const index = opts.offset + i;
     // The 24-hour cohort starts first, so the run ends about when they are approved.
-    const day = index < args.dayFlows;
+    const day = i < opts.dayFlows;
     const scaledWait = day
       ? 24 * HOUR
       : drawLogNormal(random, {
           medianMs: APPROVAL_MEDIAN_MS,
           sigma: APPROVAL_SIGMA,
           minMs: APPROVAL_MIN_MS,
-          maxMs: APPROVAL_MAX_MS,
+          maxMs: opts.maxMs,
         });
     // Half the people let the browser follow the consent page's redirect; the 24-hour cohort does
     // not, so its cost is that of polling alone.
-    return { index, day, waitMs: scaledWait / args.scale, followRedirect: !day && index % 2 === 0 };
+    return { index, day, waitMs: scaledWait / args.scale, followRedirect: !day && i % 2 === 0 };
   });
 }
 
@@ -116,19 +131,35 @@ function machine(): Record<string, unknown> {
   };
 }
 
-/** Counts the gateway's log lines by message, so the report can say how the redirects went. */
-function countingLogger(counts: Record<string, number>): GatewayLogger {
-  const note = (message: string) => {
-    counts[message] = (counts[message] ?? 0) + 1;
-  };
-  return { info: note, warn: note, error: note };
-}
+/** The several-workers runs: one host (one gate file), then two hosts without and with the shared queue gate. */
+const MULTI_RUNS = [
+  {
+    key: 'one-host',
+    description: '3 workers, one host (one gate file, queue gate on)',
+    workers: 3,
+    sharedFile: true,
+    queueGate: true,
+  },
+  {
+    key: 'two-hosts-no-queue-gate',
+    description: '2 hosts (a gate file each), HEYGEN_QUEUE_GATE=false',
+    workers: 2,
+    sharedFile: false,
+    queueGate: false,
+  },
+  {
+    key: 'two-hosts-queue-gate',
+    description: '2 hosts (a gate file each), HEYGEN_QUEUE_GATE on',
+    workers: 2,
+    sharedFile: false,
+    queueGate: true,
+  },
+] as const;
 
 async function main(args: BenchArgs): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  setWorkerHeapLimitMb(args.workerHeapMb);
-
   const startedAt = new Date();
+  const loadAtStart = loadavg();
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   const artifacts = resolve(fileURLToPath(new URL('../../artifacts', import.meta.url)));
   mkdirSync(artifacts, { recursive: true });
@@ -136,51 +167,77 @@ async function main(args: BenchArgs): Promise<number> {
   const runTag = randomBytes(3).toString('hex');
   progress(
     `flows ${args.flows} (24-h cohort ${args.dayFlows}), burst ${args.capacityFlows}, scale ${args.scale}, ` +
-      `rate limit ${args.rateLimit}/s, hold ${args.hold}; work files in ${tmp}`,
+      `rate limit ${args.rateLimit}/s, HEYGEN_MAX_RPS ${args.heygenMaxRps}, several workers ${args.multiFlows} flows, ` +
+      `hold ${args.hold}; work files in ${tmp}`,
   );
 
-  progress('bundling workflow code');
+  // The product runs as deployed: the built worker and its pre-built workflow bundle.
+  ensureBuilt(progress);
+  progress('bundling the control, baseline and caller workflows');
   const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
-  const [productBundle, baselineBundle, callerBundle] = await Promise.all([
-    bundle(workflowsPath, join(tmp, 'product-workflows.js')),
+  const [controlBundle, baselineBundle, callerBundle] = await Promise.all([
+    bundle(here('./control-workflows.ts'), join(tmp, 'control-workflows.js')),
     bundle(here('./baseline-workflows.ts'), join(tmp, 'baseline-workflows.js')),
     bundle(here('./caller-workflows.ts'), join(tmp, 'caller-workflows.js')),
   ]);
 
   const smtp = await startSmtpCatcher();
-  let holdPartial: Partial<HoldResult> | null = null;
+  /** What every phase shares. */
+  const shared = {
+    smtp,
+    scale: args.scale,
+    rateLimit: args.rateLimit,
+    heygenMaxRps: args.heygenMaxRps,
+    runTag,
+    progress,
+  } satisfies Partial<PhaseConfig>;
   const phases: Partial<Record<System, { main: PhaseResult | null; capacity: PhaseResult | null }>> = {};
+  const multi: Array<{ phase: PhaseResult; summary: MultiSummary }> = [];
   const gatewayLog: Record<string, number> = {};
-  let hold: HoldResult | null = null;
-  /** Writes everything measured so far (after each phase, so a crash later loses nothing). */
+  let hold: Partial<HoldResult> | null = null;
   const output = join(artifacts, `bench-${stamp}.json`);
+  const artifact = `artifacts/${basename(output)}`;
+  /** Writes everything measured so far (after each phase, so a crash later loses nothing). */
   const writeResults = (complete: boolean): string => {
     const summaries: Partial<Record<System, SystemSummary>> = {};
     for (const system of args.systems) {
       const phase = phases[system];
       if (phase) summaries[system] = summarizeSystem(phase.main, phase.capacity);
     }
-    const table = renderTable({
+    const systems = {
       product: summaries.product ?? null,
+      control: summaries.control ?? null,
       baseline: summaries.baseline ?? null,
-      hold: hold ?? holdPartial,
+    };
+    const multiSummaries = multi.map((m) => m.summary);
+    const summaryTable = renderSummaryTable({
+      systems,
+      multi: multiSummaries,
+      hold,
       holdTarget: HOLD_TARGET,
+      artifact,
     });
+    const table = renderTable(systems);
+    const multiTable = multiSummaries.length > 0 ? renderMultiTable(multiSummaries) : '';
+    const holdTable = hold ? renderHoldTable(hold, HOLD_TARGET) : '';
     const cpuTable = renderCpuTable(
-      args.systems
-        .flatMap((system) => [phases[system]?.main, phases[system]?.capacity])
-        .filter((phase): phase is PhaseResult => phase !== null && phase !== undefined),
+      [
+        ...args.systems.flatMap((system) => [phases[system]?.main, phases[system]?.capacity]),
+        ...multi.map((m) => m.phase),
+      ].filter((phase): phase is PhaseResult => phase !== null && phase !== undefined),
     );
     const finishedAt = new Date();
     const host = machine();
     const version = productVersion();
+    const load = [loadAtStart, loadavg()].map((l) => l.map((v) => v.toFixed(2)).join(' ')).join(' → ');
     const header = [
       `Benchmark ${startedAt.toISOString()} (${((finishedAt.getTime() - startedAt.getTime()) / 60_000).toFixed(1)} min) on ` +
         `${String(host.cpu)}, ${String(host.cores)} cores, ${String(host.memoryGb)} GB, Node ${process.version}, ${String(host.temporalCli)}; ` +
-        `product ${version.commit.slice(0, 10)}${version.dirty ? ' (with uncommitted changes in src/)' : ''}`,
+        `product ${version.commit.slice(0, 10)}${version.dirty ? ' (with uncommitted changes in src/)' : ''}; ` +
+        `load average (1/5/15 min) at start → end: ${load}`,
       `${args.flows} flows per system (${args.dayFlows} approved after exactly 24 h), burst of ${args.capacityFlows}, ` +
-        `scale 1:${args.scale} (24 h = ${((24 * HOUR) / args.scale / 1000).toFixed(1)} s), sandbox rate limit ${args.rateLimit} requests/s per key` +
-        (args.workerHeapMb ? `, what-if: worker --max-old-space-size=${args.workerHeapMb}` : ''),
+        `scale 1:${args.scale} (24 h = ${((24 * HOUR) / args.scale / 1000).toFixed(1)} s), sandbox rate limit ${args.rateLimit} requests/s per key, ` +
+        `product HEYGEN_MAX_RPS ${args.heygenMaxRps} (${args.heygenMaxRps === Math.floor(args.rateLimit * BUDGET_SHARE) ? `${BUDGET_SHARE * 100} % of it: ` : ''}the known budget)`,
     ].join('\n');
     writeFileSync(
       output,
@@ -188,6 +245,7 @@ async function main(args: BenchArgs): Promise<number> {
         {
           startedAt: startedAt.toISOString(),
           finishedAt: finishedAt.toISOString(),
+          loadAverage: { atStart: loadAtStart, atEnd: loadavg() },
           machine: host,
           product: version,
           args,
@@ -198,23 +256,35 @@ async function main(args: BenchArgs): Promise<number> {
             sigma: APPROVAL_SIGMA,
             minMs: APPROVAL_MIN_MS,
             maxMs: APPROVAL_MAX_MS,
+            multiMaxMs: MULTI_APPROVAL_MAX_MS,
             scaledBy: args.scale,
           },
           productPolicy: scaledPolicy(args.scale),
+          controlTimings: controlTimings(args.scale),
           baselineTimings: baselineTimings(args.scale),
           summaries,
-          hold: hold ?? holdPartial,
+          multi: multiSummaries,
+          hold,
           complete,
           gatewayLog,
-          table,
-          cpuTable,
+          tables: {
+            summary: summaryTable,
+            systems: table,
+            multi: multiTable,
+            hold: holdTable,
+            cpu: cpuTable,
+          },
           phases,
+          multiPhases: multi.map((m) => m.phase),
         },
         null,
         1,
       ),
     );
-    return `${header}\n\n${table}\n\n${cpuTable}\n`;
+    return (
+      [header, summaryTable, table, multiTable, holdTable, cpuTable].filter((t) => t !== '').join('\n\n') +
+      '\n'
+    );
   };
 
   try {
@@ -225,42 +295,33 @@ async function main(args: BenchArgs): Promise<number> {
         logFile: join(tmp, `temporal-${system}.log`),
         callerBundlePath: callerBundle,
       });
-      let gateway: { gateway: Gateway; secretText: string } | null = null;
+      // The gateway is one of the product's extras: the control and the baseline have none.
+      const gateway = system === 'product' ? await startBenchGateway(stack.env.client, gatewayLog) : null;
       try {
-        if (system === 'product') {
-          const secretText = `hex:${randomBytes(32).toString('hex')}`;
-          gateway = {
-            secretText,
-            gateway: await startGateway({
-              host: '127.0.0.1',
-              port: 0,
-              secrets: GatewaySecrets.fromTexts([secretText]),
-              signal: checkNowSender(stack.env.client),
-              logger: countingLogger(gatewayLog),
-            }),
-          };
-        }
         const common = {
+          ...shared,
           system,
           stack,
-          smtp,
           gateway,
-          scale: args.scale,
-          rateLimit: args.rateLimit,
-          runTag,
-          bundlePath: system === 'product' ? productBundle : baselineBundle,
-          progress,
-        };
+          bundlePath: system === 'control' ? controlBundle : baselineBundle,
+        } satisfies Partial<PhaseConfig>;
+        const dayWaitMs = (24 * HOUR) / args.scale;
         const main = args.burstOnly
           ? null
           : await runPhase({
               ...common,
               label: `${system}-main`,
-              plans: mainPlans(args),
+              plans: drawnPlans(args, args.flows, {
+                offset: 0,
+                dayFlows: args.dayFlows,
+                maxMs: APPROVAL_MAX_MS,
+              }),
               startRate: args.startRate,
               logFile: join(tmp, `worker-${system}-main.log`),
               collectCosts: true,
               graceMs: 120_000,
+              // While the 24-hour cohort waits, its polls are spaced at the backoff's cap.
+              statusSamplesAtMs: [0.4, 0.6, 0.8].map((f) => f * dayWaitMs),
             });
         const capacity =
           args.capacityFlows > 0
@@ -281,6 +342,48 @@ async function main(args: BenchArgs): Promise<number> {
         await stack.close();
       }
     }
+
+    if (args.multiFlows > 0 && args.systems.includes('product')) {
+      progress('several workers: starting a fresh Temporal dev server');
+      const stack = await startStack({
+        dbFile: join(tmp, 'temporal-multi.sqlite'),
+        logFile: join(tmp, 'temporal-multi.log'),
+        callerBundlePath: callerBundle,
+      });
+      const gateway = await startBenchGateway(stack.env.client, gatewayLog);
+      try {
+        for (const [i, run] of MULTI_RUNS.entries()) {
+          const phase = await runPhase({
+            ...shared,
+            label: `multi-${run.key}`,
+            system: 'product',
+            stack,
+            gateway,
+            workers: Array.from({ length: run.workers }, (_, w) => ({
+              gateFile: join(tmp, `rate-gate-${run.key}${run.sharedFile ? '' : `-host${w + 1}`}.json`),
+            })),
+            queueGate: run.queueGate,
+            faults: { everyMs: args.faultEveryMs, retryAfter: '1' },
+            plans: drawnPlans(args, args.multiFlows, {
+              offset: 1_000_000 * (i + 1),
+              dayFlows: 0,
+              maxMs: MULTI_APPROVAL_MAX_MS,
+            }),
+            startRate: MULTI_START_RATE,
+            bundlePath: '',
+            logFile: join(tmp, `worker-multi-${run.key}.log`),
+            collectCosts: false,
+            graceMs: 120_000,
+          });
+          multi.push({ phase, summary: summarizeMulti(phase, run.description) });
+          writeResults(false);
+        }
+      } finally {
+        await gateway.gateway.close();
+        await stack.close();
+      }
+    }
+
     if (args.hold > 0) {
       progress('hold: starting a fresh Temporal dev server');
       const stack = await startStack({
@@ -290,15 +393,14 @@ async function main(args: BenchArgs): Promise<number> {
       });
       try {
         hold = await runHold({
+          ...shared,
           n: args.hold,
+          approvals: args.holdApprovals,
           stack,
-          smtp,
-          runTag,
-          bundlePath: productBundle,
+          extraEnv: args.holdEnv,
           logFile: join(tmp, 'worker-hold.log'),
-          progress,
           onMeasured: (partial) => {
-            holdPartial = partial;
+            hold = partial;
             writeResults(false);
           },
         });
@@ -311,9 +413,10 @@ async function main(args: BenchArgs): Promise<number> {
   }
 
   const printed = writeResults(true);
-  rmSync(tmp, { recursive: true, force: true });
+  // The servers' databases go; the logs stay, beside the results, for a look at what happened.
+  for (const file of readdirSync(tmp)) if (file.includes('.sqlite')) rmSync(join(tmp, file), { force: true });
   console.log(printed);
-  progress(`results in ${output}`);
+  progress(`results in ${output}; logs in ${tmp}`);
   return 0;
 }
 

@@ -1,7 +1,8 @@
 /**
  * The people of the benchmark: each reads their consent email from the real SMTP server, waits
- * their drawn time, presses "I agree" on the sandbox's consent page, and (when their flow says so)
- * lets the browser follow the page's redirect to the consent-return gateway.
+ * their drawn time (or is told when: `approveNow`), presses "I agree" on the sandbox's consent page,
+ * and (when their flow says so) lets the browser follow the page's redirect to the consent-return
+ * gateway.
  */
 import { consentLinkIn } from '../heygen-sandbox/index.js';
 import type { SmtpCatcher } from '../kit/smtp-catcher.js';
@@ -29,6 +30,7 @@ export class People {
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #pending = new Set<Promise<void>>();
   #poller: NodeJS.Timeout | undefined;
+  #firstEmails = 0;
 
   constructor(
     private readonly smtp: SmtpCatcher,
@@ -42,6 +44,24 @@ export class People {
 
   start(): void {
     this.#poller = setInterval(() => this.#readInbox(), INBOX_POLL_MS);
+  }
+
+  /** How many people have received their first email so far. */
+  get firstEmails(): number {
+    return this.#firstEmails;
+  }
+
+  /**
+   * The person (who must have received a link) agrees now, whatever their drawn wait, and follows
+   * the redirect if their flow says so; resolves when the browser is done.
+   */
+  async approveNow(email: string): Promise<Person> {
+    const person = this.#byEmail.get(email.toLowerCase());
+    if (!person?.latestLink) throw new Error('approveNow: this person has received no consent link yet');
+    const approving = this.#approve(person);
+    this.#pending.add(approving);
+    await approving.finally(() => this.#pending.delete(approving));
+    return person;
   }
 
   /** Stops reading mail and cancels approvals not yet due; waits for approvals in flight. */
@@ -65,6 +85,7 @@ export class People {
         person.emails += 1;
         person.latestLink = link;
         if (person.firstEmailAt === undefined) {
+          this.#firstEmails += 1;
           person.firstEmailAt = mail.receivedAt;
           if (Number.isFinite(person.waitMs)) this.#schedule(person);
         }

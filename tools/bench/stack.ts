@@ -4,14 +4,20 @@
  * the worker under test in a child process.
  */
 import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { GatewaySecrets, startGateway } from '../../src/gateway/index.js';
+import type { Gateway, GatewayLogger } from '../../src/gateway/index.js';
+import { checkNowSender } from '../../src/gateway/main.js';
 import { exited, within } from '../kit/child-process.js';
 import { DEV_SERVER_NAMESPACE } from '../kit/temporal-server.js';
 import { createDevServerEnv } from '../kit/temporal-test-env.js';
 import type { DevServerEnv } from '../kit/temporal-test-env.js';
 import { childMessageSchema } from './ipc.js';
+import { procMemory } from './production-worker.js';
 import type { AttemptRecord, RequestRecord, WorkerStart } from './ipc.js';
 
 export const CALLER_TASK_QUEUE = 'bench-callers';
@@ -63,8 +69,11 @@ export async function startStack(opts: {
 }
 
 export interface WorkerReport {
+  pid: number;
   attempts: AttemptRecord[];
   requests: RequestRecord[];
+  /** When this process closed the shared HeyGen queue (monotonic clock, as the requests). */
+  queueClosedAt: number[];
   /** Highest RSS seen: the child's own samples and the kernel's high-water mark (VmHWM). */
   peakRss: number;
 }
@@ -102,35 +111,44 @@ export function machineBusyCpuSeconds(): number {
   }
 }
 
-/** The kernel's peak RSS of a process (Linux), in bytes; 0 where /proc is not available. */
-function highWaterMark(pid: number): number {
-  try {
-    const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match ? Number(match[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /**
- * What-if for the worker's memory: a V8 heap limit for the worker process. The SDK sizes its
- * workflow cache from the heap limit (about 0.6 workflows per MiB above 200 MiB), so this also
- * bounds the cache. Unset (the default): the product's own defaults.
+ * The consent-return gateway, in this process, with a fresh secret (the workers get it as
+ * GATEWAY_SECRET). Every person of the benchmark comes from 127.0.0.1, so the per-client limit is
+ * off (it would refuse most redirects); `counts` tallies its log lines by message.
  */
-let workerHeapLimitMb: number | null = null;
-export function setWorkerHeapLimitMb(mb: number | null): void {
-  workerHeapLimitMb = mb;
+export async function startBenchGateway(
+  client: Client,
+  counts: Record<string, number>,
+): Promise<{ gateway: Gateway; secretText: string }> {
+  const secretText = `hex:${randomBytes(32).toString('hex')}`;
+  const note = (message: string) => {
+    counts[message] = (counts[message] ?? 0) + 1;
+  };
+  const logger: GatewayLogger = { info: note, warn: note, error: note };
+  const gateway = await startGateway({
+    host: '127.0.0.1',
+    port: 0,
+    secrets: GatewaySecrets.fromTexts([secretText]),
+    signal: checkNowSender(client),
+    logger,
+    rateLimit: { perMinute: 0, burst: 0 },
+  });
+  return { gateway, secretText };
 }
 
-export async function startWorkerChild(start: WorkerStart, logFile: string): Promise<WorkerChild> {
+export async function startWorkerChild(
+  start: WorkerStart,
+  logFile: string,
+  /** The product's configuration (productionEnv); the loops get theirs in `start`. */
+  env?: Record<string, string>,
+): Promise<WorkerChild> {
   const script = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
   const log = openSync(logFile, 'a');
-  const execArgv = [
-    '--import',
-    'tsx',
-    ...(workerHeapLimitMb ? [`--max-old-space-size=${workerHeapLimitMb}`] : []),
-  ];
-  const child = fork(script, [], { execArgv, stdio: ['ignore', log, log, 'ipc'] });
+  const child = fork(script, [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', log, log, 'ipc'],
+    ...(env ? { env } : {}),
+  });
   closeSync(log);
   const samples: Array<[number, number, number]> = [];
   let report: WorkerReport | undefined;
@@ -150,7 +168,13 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
         samples.push([message.at, message.rss, message.heapUsed]);
         break;
       case 'report':
-        report = { attempts: message.attempts, requests: message.requests, peakRss: message.peakRss };
+        report = {
+          pid: child.pid ?? 0,
+          attempts: message.attempts,
+          requests: message.requests,
+          queueClosedAt: message.queueClosedAt,
+          peakRss: message.peakRss,
+        };
         onReport?.();
         break;
       case 'failed':
@@ -184,7 +208,7 @@ export async function startWorkerChild(start: WorkerStart, logFile: string): Pro
     pid,
     samples,
     async stop() {
-      const hwm = highWaterMark(pid);
+      const hwm = procMemory(pid)?.hwm ?? 0;
       const reported = new Promise<void>((resolve) => (onReport = resolve));
       child.send({ type: 'stop' });
       await expect('report', reported);
