@@ -11,7 +11,7 @@ import type { WorkerOptions } from '@temporalio/worker';
 import { createActivities, createHeyGenActivities } from './activities/index.js';
 import { dataConverterFor } from './codec/index.js';
 import { heygenTaskQueueFor } from './contract/index.js';
-import type { ActivityDependencies } from './activities/index.js';
+import type { ActivityDependencies, ConsentActivities } from './activities/index.js';
 import {
   DEFAULT_WORKER_TUNING,
   emailDomain,
@@ -45,6 +45,8 @@ export interface ConsentWorkerOptions {
   heygenMaxRps?: number | undefined;
   /** Cache and concurrency (WORKER_* variables); the defaults keep a worker's memory flat. */
   tuning?: Partial<WorkerTuning>;
+  /** Tests and tools only: change an activity of the workflow's queue (e.g. a slow input check). */
+  wrapActivities?: (activities: ConsentActivities) => ConsentActivities;
 }
 
 /**
@@ -94,7 +96,8 @@ export class ConsentWorker {
   private constructor(readonly workers: readonly [Worker, Worker]) {}
 
   static async create(options: ConsentWorkerOptions): Promise<ConsentWorker> {
-    const activities = createActivities(options.dependencies);
+    const created = createActivities(options.dependencies);
+    const activities = options.wrapActivities ? options.wrapActivities(created) : created;
     const shared = {
       connection: options.connection,
       namespace: options.namespace,

@@ -13,6 +13,7 @@
  * reads it too), search attributes set at start. A run that continues as new is written one file
  * per run: `<name>-first-run.json`, `<name>-second-run.json`, …
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -61,6 +62,9 @@ interface Scenario {
   encrypted?: boolean;
   /** Memo given at start, e.g. the test-only continue-as-new threshold. */
   memo?: Record<string, unknown>;
+  /** The worker's input check takes this long: longer than 80% of a workflow task's timeout, the
+   * SDK ends the task with the local activity's marker and the workflow goes on in the next one. */
+  slowInputCheckMs?: number;
   setup?: (heygen: FakeHeyGen, groupId: string, mailer: FakeMailer) => void;
   /** Drives the running workflow; the default just waits for its result. */
   drive?: (ctx: {
@@ -204,6 +208,15 @@ const scenarios: Scenario[] = [
     },
   },
   {
+    // The chaos run found it: the input check's marker ended the first workflow task, and a full
+    // replay resolved it inside the first; a patch asked after it was then misread. Guarded here.
+    name: 'encrypted-input-check-across-tasks',
+    encrypted: true,
+    slowInputCheckMs: 9_000,
+    input: (groupId) => ({ groupId, recipient, policy: { pollInitialInterval: '1s' } }),
+    setup: (heygen, groupId) => heygen.approveOnGet.set(groupId, 3),
+  },
+  {
     // The test-only threshold makes a run continue as new after a few polling windows; the
     // second run carries the state on and sees the approval.
     name: 'encrypted-continue-as-new',
@@ -244,6 +257,17 @@ async function record(
     taskQueue,
     ...options,
     dependencies: { heygen, mailer, messageIdDomain: 'example.com' },
+    ...(scenario.slowInputCheckMs
+      ? {
+          wrapActivities: (activities) => ({
+            ...activities,
+            checkConsentInput: async (raw: unknown) => {
+              await sleep(scenario.slowInputCheckMs);
+              return activities.checkConsentInput(raw);
+            },
+          }),
+        }
+      : {}),
   });
   const workflowId = `avatar-consent-${groupId}`;
   const firstRunId = await worker.runUntil(async () => {

@@ -10,7 +10,6 @@ import {
   CancellationScope,
   condition,
   log,
-  patched,
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -156,6 +155,8 @@ export function endForFailure(err: unknown): ConsentEnd | null {
 /** What the windows of one consent work with. */
 export interface WindowContext {
   groupId: string;
+  /** The run has the consent-flow-v2 patch (avatar-consent.ts). */
+  v2: boolean;
   state: ConsentState;
   board: StatusBoard;
   controls: Controls;
@@ -164,9 +165,6 @@ export interface WindowContext {
 }
 
 export type StepResult<T> = { kind: 'done'; value: T } | { kind: 'canceled' } | { kind: 'expired' };
-
-/** Since this change, a step blocked by HeyGen (401/402/403) shows in ConsentBlocked when its window closes. */
-const PUBLISH_BLOCKED_STEPS = 'publish-blocked-steps';
 
 /** Whether to stop waiting: the cancel signal, or the deadline has passed. */
 export function stopReason(ctx: WindowContext): 'canceled' | 'expired' | null {
@@ -207,7 +205,8 @@ export async function runStep<T>(
       const closed = closedWindow(err);
       if (!closed) throw err;
       takeStock(ctx.state, closed.details, ctx.groupId);
-      if (patched(PUBLISH_BLOCKED_STEPS)) ctx.board.publish();
+      // Since consent-flow-v2, a step blocked by HeyGen (401/402/403) shows in ConsentBlocked at once.
+      if (ctx.v2) ctx.board.publish();
       // Wait what the last attempt asked for, so a window boundary never makes two requests in a row.
       await pause(ctx, closed.details?.retryDelayMs ?? STEP_MAX_RETRY_INTERVAL_MS, ctx.controls.canceled);
     }
@@ -274,7 +273,12 @@ export async function runPollWindow(
     return result.value.group;
   } catch (err) {
     const closed = closedWindow(err);
-    if (!closed) throw err;
+    if (!closed) {
+      // A poll that ended the consent (e.g. 404: the group was deleted) was a poll too.
+      state.pollWindow = null;
+      state.polls += attemptDetailsOf(lastApplicationFailure(err))?.attempt ?? pollsSoFar();
+      throw err;
+    }
     state.pollWindow = null;
     // Without details the last attempt was lost (e.g. with its worker): count what the schedule made.
     state.polls += closed.details?.attempt ?? pollsSoFar();

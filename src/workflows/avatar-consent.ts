@@ -52,8 +52,14 @@ import { continueAsNewDue, refreshDueAt, scheduleOf } from './polling.js';
 import { StatusBoard } from './status.js';
 
 export { TEST_CONTINUE_AS_NEW_MEMO } from './polling.js';
-/** Since this change the worker checks a new run's input (a local activity), so zod stays out of workflow code. */
-const CHECK_INPUT_IN_WORKER = 'check-input-in-worker';
+
+/**
+ * The workflow's one patch, for every behaviour that differs from consents started before it: the
+ * worker checks a new run's input (a local activity: zod stays out of workflow code); the passing
+ * phases are not upserted; a blocked step is published when its window closes; checkNow bursts are
+ * ignored. Runs without its marker (started earlier) keep the old behaviour on replay.
+ */
+const CONSENT_FLOW_V2 = 'consent-flow-v2';
 
 /**
  * The avatar consent workflow. `input` is the public JSON contract (checked here too: services in
@@ -63,13 +69,16 @@ export async function avatarConsentWorkflow(
   input: AvatarConsentInput,
   carried?: CarriedState,
 ): Promise<AvatarConsentResult> {
+  // Asked first, before any await: a patch asked after a local activity can be misread on replay
+  // (the activity's marker may end the original task, while a replay resolves it in the same one).
+  const v2 = patched(CONSENT_FLOW_V2);
   // A continued run's input passed the check when its consent started.
   const checked: CheckedInput =
-    carried !== undefined || !patched(CHECK_INPUT_IN_WORKER)
+    carried !== undefined || !v2
       ? { ok: true, input: trustedInput(input) }
       : await proxyLocalActivities<InputActivities>({ startToCloseTimeout: '10s' }).checkConsentInput(input);
   if (!checked.ok) return endWithInvalidInput(checked);
-  return new Consent(checked.input, input, carried).run();
+  return new Consent(checked.input, input, carried, v2).run();
 }
 
 class Consent {
@@ -81,14 +90,15 @@ class Consent {
     private readonly request: ParsedAvatarConsentInput,
     private readonly rawInput: AvatarConsentInput,
     carried: CarriedState | undefined,
+    v2: boolean,
   ) {
     const groupId = request.groupId;
     const policy = (this.policy = resolvePolicy(request.policy));
     const schedule = scheduleOf(policy);
     const state = carried ? resumeState(carried) : startState(groupId, policy, Date.now());
-    const board = new StatusBoard(groupId, request.recipient, policy, schedule, state);
-    const controls = new Controls();
-    this.ctx = { groupId, state, board, controls, schedule, pollWindowMs: policy.pollWindowMs };
+    const board = new StatusBoard(groupId, request.recipient, policy, schedule, state, v2);
+    const controls = new Controls(v2);
+    this.ctx = { groupId, state, board, controls, schedule, pollWindowMs: policy.pollWindowMs, v2 };
     controls.listen(state, board, {
       resend: (reason) => this.emailAgain(`resend${reason ? `: ${reason}` : ''}`, true),
       changeRecipient: async ({ email, name }) => {

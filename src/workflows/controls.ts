@@ -2,7 +2,7 @@
  * What a caller can do while a consent runs: ask its status, nudge it, cancel it, resend the email,
  * or send it to someone else.
  */
-import { patched, setHandler } from '@temporalio/workflow';
+import { setHandler } from '@temporalio/workflow';
 import {
   cancelSignal,
   changeRecipientInputProblems,
@@ -29,8 +29,6 @@ export interface EmailControls {
   changeRecipient(input: ChangeRecipientInput): Promise<ChangeRecipientResult>;
 }
 
-/** Since this change, checkNow signals closer than CHECK_NOW_COOLDOWN_MS to the last one are ignored. */
-const CHECK_NOW_COOLDOWN = 'check-now-cooldown';
 /**
  * A nudge polls at once, then tightly; more nudges right after add only HeyGen requests. The
  * workflow is the one place that holds this for every gateway replica and across restarts.
@@ -46,6 +44,8 @@ export class Controls {
   #urgent = false;
   #lastNudgeAtMs = Number.NEGATIVE_INFINITY;
 
+  constructor(private readonly v2: boolean) {}
+
   readonly canceled = (): boolean => this.cancel !== null;
   readonly nudgedOrCanceled = (): boolean => this.nudged || this.cancel !== null;
 
@@ -60,7 +60,8 @@ export class Controls {
     setHandler(statusQuery, () => board.view());
     setHandler(checkNowSignal, () => {
       const now = Date.now();
-      if (now - this.#lastNudgeAtMs < CHECK_NOW_COOLDOWN_MS && patched(CHECK_NOW_COOLDOWN)) return;
+      // Since consent-flow-v2 (runs started earlier replay their nudges as they were handled).
+      if (this.v2 && now - this.#lastNudgeAtMs < CHECK_NOW_COOLDOWN_MS) return;
       this.#lastNudgeAtMs = now;
       this.nudged = true;
       this.#urgent = true;

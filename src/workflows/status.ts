@@ -2,7 +2,7 @@
  * What the workflow shows about itself: the `status` query, the current details in the Temporal UI
  * (markdown), and the ConsentPhase/ConsentOutcome/ConsentBlocked search attributes.
  */
-import { patched, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import {
   AvatarGroupIdAttribute,
   ConsentBlockedAttribute,
@@ -23,20 +23,18 @@ function iso(ms: number): string {
 }
 
 /**
- * Since this change, the phases a consent passes through in seconds (looking, requesting, emailing,
- * refreshing) are not upserted: each upsert is a billable action and a history event, and an
- * operator looks for consents that wait, are blocked, or are done. A block is upserted in any phase.
+ * Since consent-flow-v2, the phases a consent passes through in seconds (looking, requesting,
+ * emailing, refreshing) are not upserted: each upsert is a billable action and a history event, and
+ * an operator looks for consents that wait, are blocked, or are done. A block is upserted in any phase.
  */
-const FEWER_UPSERTS = 'fewer-phase-upserts';
 const PASSING_PHASES: ReadonlySet<string> = new Set(['looking', 'requesting', 'emailing', 'refreshing']);
 
 export class StatusBoard {
   /** Search attributes are kept up to date only when the starter set AvatarGroupId (they are registered then). */
   private readonly searchAttributesEnabled =
     workflowInfo().typedSearchAttributes.get(AvatarGroupIdAttribute) !== undefined;
-  private readonly fewerUpserts = this.searchAttributesEnabled && patched(FEWER_UPSERTS);
-  // With fewer upserts, a new consent starts as the starter set it: not blocked.
-  private published = { phase: '', outcome: '', blocked: this.fewerUpserts ? 'none' : '' };
+  private readonly fewerUpserts: boolean;
+  private published: { phase: string; outcome: string; blocked: string };
 
   constructor(
     private readonly groupId: string,
@@ -44,7 +42,12 @@ export class StatusBoard {
     private readonly policy: ResolvedPolicy,
     private readonly schedule: BackoffSchedule,
     private readonly state: ConsentState,
-  ) {}
+    v2: boolean,
+  ) {
+    this.fewerUpserts = this.searchAttributesEnabled && v2;
+    // With fewer upserts, a new consent starts as the starter set it: not blocked.
+    this.published = { phase: '', outcome: '', blocked: this.fewerUpserts ? 'none' : '' };
+  }
 
   /** The `status` query's answer. */
   view(): ConsentStatusView {

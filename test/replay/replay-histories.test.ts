@@ -60,6 +60,7 @@ describe('replay of recorded histories', () => {
       'encrypted-continue-as-new-third-run',
       'encrypted-email-undeliverable',
       'encrypted-happy-path',
+      'encrypted-input-check-across-tasks',
       'group-failed',
       'happy-path',
       'link-refresh-then-expiry',

@@ -60,7 +60,7 @@ describe('avatarConsentWorkflow input', () => {
     expect(parsed.policy).toEqual({ deadline: 3 * 86_400_000, pollInitialInterval: 30_000 });
   });
 
-  it.each([
+  it.each<[unknown, RegExp]>([
     [{ ...valid, groupId: '../admin' }, /groupId: must be 1-128 characters/],
     [{ ...valid, groupId: 'ag 1' }, /groupId/],
     [{ ...valid, recipient: { email: 'nobody' } }, /recipient\.email: must be a plain email address/],
@@ -81,7 +81,7 @@ describe('avatarConsentWorkflow input', () => {
       'I \u2066agree\u2069',
     ].map(
       (consentText) =>
-        [{ ...valid, consentText }, /consentText: must not contain control characters/] as const,
+        [{ ...valid, consentText }, /consentText: must not contain control characters/] as [unknown, RegExp],
     ),
     [{ ...valid, recipient: { email: 'a@example.com', name: 'Eve \u202eevil' } }, /recipient\.name: .*bidi/],
     [

@@ -377,6 +377,24 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
     expect(mailer.sentTo(invalid)).toHaveLength(0);
   });
 
+  it('a group deleted while the consent waits ends it as group_not_found, and that last poll is counted', async () => {
+    const groupId = newGroup();
+    const result = await withWorker(async (taskQueue) => {
+      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+        taskQueue,
+        workflowId: workflowIdForGroup(groupId),
+        args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
+      });
+      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      heygen.groups.delete(groupId);
+      await handle.signal(checkNowSignal);
+      return handle.result();
+    });
+    expect(result.outcome).toBe('group_not_found');
+    expect(result.polls).toBe(heygen.callsFor(groupId, 'GET').length - 1); // the look-up is not a poll
+    expect(result.polls).toBeGreaterThanOrEqual(2);
+  });
+
   it('on 401 keeps retrying slowly, shows "blocked: credentials", and resumes by itself once the key works', async () => {
     const groupId = newGroup();
     heygen.approveOnGet.set(groupId, 2);
