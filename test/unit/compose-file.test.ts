@@ -17,7 +17,11 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config/env.js';
 import { loadWorkerConfig, workerEnvSchema } from '../../src/config/worker-config.js';
-import { CONSENT_SEARCH_ATTRIBUTES } from '../../src/contract/index.js';
+import {
+  CONSENT_SEARCH_ATTRIBUTES,
+  DEFAULT_TASK_QUEUE,
+  heygenTaskQueueFor,
+} from '../../src/contract/index.js';
 import { sandboxEnvSchema } from '../../tools/heygen-sandbox/env.js';
 import { resolveTemporalExecutable } from '../../tools/kit/temporal-binaries.js';
 
@@ -609,8 +613,17 @@ describe('docker-compose.yml: services', () => {
     const target = environmentOf(server).DYNAMIC_CONFIG_FILE_PATH;
     expect(server.configs).toEqual([{ source: 'temporal-dynamic-config', target }]);
     const config = (compose.configs as Record<string, { content: string }>)['temporal-dynamic-config']!;
-    const values = parse(config.content) as Record<string, Array<{ value: unknown }>>;
+    const values = parse(config.content) as Record<
+      string,
+      Array<{ value: unknown; constraints?: Record<string, string> }>
+    >;
     expect(values['system.forceSearchAttributesCacheRefreshOnRead']?.[0]?.value).toBe(true);
+    // HEYGEN_MAX_RPS is split across partitions: the HeyGen queue (by its real name) gets one.
+    for (const key of ['matching.numTaskqueueReadPartitions', 'matching.numTaskqueueWritePartitions']) {
+      expect(values[key]).toEqual([
+        { value: 1, constraints: { taskQueueName: heygenTaskQueueFor(DEFAULT_TASK_QUEUE) } },
+      ]);
+    }
   });
 
   it('gives the worker every variable its config requires, only known ones, and the defaults parse', () => {

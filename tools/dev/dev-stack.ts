@@ -102,6 +102,8 @@ export async function runDevStack(settings: DevStackSettings): Promise<number> {
       logFile,
       logLevel: 'warn',
       startTimeoutMs: 60_000,
+      // HEYGEN_MAX_RPS is split across a queue's partitions; one keeps the cap what it says (operations.md).
+      dynamicConfig: ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'],
       onUnexpectedExit: (exit) =>
         requestStop(
           `\nThe Temporal dev server exited (code ${exit.code}, signal ${exit.signal}). Last lines of ${logFile}:\n` +
