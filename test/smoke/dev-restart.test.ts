@@ -91,7 +91,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(started.map((proc) => endProcess(proc, { signal: 'SIGKILL' })));
+  // Ctrl-C first: a SIGKILLed dev stack would leave its Temporal server (its own process group) running.
+  await Promise.all(started.map((proc) => endProcess(proc, { signal: 'SIGINT', graceMs: 60_000 })));
   rmSync(stateDir, { recursive: true, force: true });
 });
 
