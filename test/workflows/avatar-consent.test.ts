@@ -95,6 +95,17 @@ async function waitForStatus(
   }
 }
 
+/** Starts a consent whose polls are 6 h apart and waits until it is awaiting approval. */
+async function startAwaitingSlowPolls(taskQueue: string, groupId: string) {
+  const handle = await env.client.workflow.start(avatarConsentWorkflow, {
+    taskQueue,
+    workflowId: workflowIdForGroup(groupId),
+    args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
+  });
+  await waitForStatus(handle, (s) => s.phase === 'awaiting');
+  return handle;
+}
+
 describe('avatarConsentWorkflow (time-skipping server)', () => {
   it('reaches the 7-day deadline in seconds, refreshing and re-emailing the link on the default policy', async () => {
     const groupId = newGroup();
@@ -193,12 +204,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
   it('polls at once on checkNow instead of waiting for the next scheduled poll', async () => {
     const groupId = newGroup();
     const result = await withWorker(async (taskQueue) => {
-      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
-        taskQueue,
-        workflowId: workflowIdForGroup(groupId),
-        args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
-      });
-      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      const handle = await startAwaitingSlowPolls(taskQueue, groupId);
       // The first poll happened; the next would be 6 h away.
       const until = Date.now() + 10_000;
       while (heygen.callsFor(groupId, 'GET').length < 2 && Date.now() < until) {
@@ -380,12 +386,7 @@ describe('avatarConsentWorkflow (time-skipping server)', () => {
   it('a group deleted while the consent waits ends it as group_not_found, and that last poll is counted', async () => {
     const groupId = newGroup();
     const result = await withWorker(async (taskQueue) => {
-      const handle = await env.client.workflow.start(avatarConsentWorkflow, {
-        taskQueue,
-        workflowId: workflowIdForGroup(groupId),
-        args: [inputFor(groupId, { policy: { pollInitialInterval: '6h', pollMaxInterval: '6h' } })],
-      });
-      await waitForStatus(handle, (s) => s.phase === 'awaiting');
+      const handle = await startAwaitingSlowPolls(taskQueue, groupId);
       heygen.groups.delete(groupId);
       await handle.signal(checkNowSignal);
       return handle.result();
