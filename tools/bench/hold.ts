@@ -199,22 +199,31 @@ export async function runHold(opts: {
     const t0 = Date.now();
     progress(`hold: starting ${n} consents that wait (at most ${MAX_STARTS_IN_FLIGHT} before their email)`);
     let started = 0;
-    const handles: WorkflowHandle[] = await mapLimit(groups, 16, async ({ groupId, email }) => {
-      await eventually('a start slot', () => started - people.firstEmails < MAX_STARTS_IN_FLIGHT, {
-        intervalMs: 5,
-        timeoutMs: 300_000,
+    const startProgress = setInterval(
+      () => progress(`hold: ${started}/${n} started, ${people.firstEmails} emailed`),
+      30_000,
+    );
+    let handles: WorkflowHandle[];
+    try {
+      handles = await mapLimit(groups, 16, async ({ groupId, email }) => {
+        await eventually('a start slot', () => started - people.firstEmails < MAX_STARTS_IN_FLIGHT, {
+          intervalMs: 5,
+          timeoutMs: 300_000,
+        });
+        started += 1;
+        return startAvatarConsent(
+          client,
+          {
+            groupId,
+            recipient: { email, name: 'Held Person' },
+            policy: { pollInitialInterval: '30m', pollMaxInterval: '30m', deadline: '7d' },
+          },
+          { taskQueue },
+        );
       });
-      started += 1;
-      return startAvatarConsent(
-        client,
-        {
-          groupId,
-          recipient: { email, name: 'Held Person' },
-          policy: { pollInitialInterval: '30m', pollMaxInterval: '30m', deadline: '7d' },
-        },
-        { taskQueue },
-      );
-    });
+    } finally {
+      clearInterval(startProgress);
+    }
     result.secondsToStart = (Date.now() - t0) / 1000;
 
     const awaitingCount = () => awaitingGroups(groups, sandbox).size;

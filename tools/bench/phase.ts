@@ -257,7 +257,12 @@ async function startWorkers(
       ),
     ),
   );
-  await waitForPollers(stack.env.client, taskQueue, { workers: children.length });
+  try {
+    await waitForPollers(stack.env.client, taskQueue, { workers: children.length });
+  } catch (error) {
+    await Promise.all(children.map((child) => child.stop().catch(() => undefined)));
+    throw error;
+  }
   return children;
 }
 
