@@ -32,18 +32,22 @@ describe('parseBenchArgs', () => {
     expect(parse(['--hold', '40']).holdApprovals).toBe(40);
   });
 
-  it('takes what-if variables for the hold worker, value as written', () => {
+  it('takes what-if variables for the product workers, value as written', () => {
     const args = parse([
-      '--hold-env',
-      'MALLOC_ARENA_MAX=2',
-      '--hold-env',
+      '--product-env',
+      'WORKER_MAX_CACHED_WORKFLOWS=1000',
+      '--product-env',
       'NODE_OPTIONS=--max-old-space-size=256',
     ]);
-    expect(args.holdEnv).toEqual({ MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--max-old-space-size=256' });
+    expect(args.productEnv).toEqual({
+      WORKER_MAX_CACHED_WORKFLOWS: '1000',
+      NODE_OPTIONS: '--max-old-space-size=256',
+    });
+    expect(parse([]).productEnv).toEqual({});
   });
 
   it('names the flag that is wrong', () => {
-    expect(() => parse(['--hold-env', 'not a pair'])).toThrow(/--hold-env/);
+    expect(() => parse(['--product-env', 'not a pair'])).toThrow(/--product-env/);
     expect(() => parse(['--heygen-max-rps', 'fast'])).toThrow(/--heygen-max-rps/);
     expect(() => parse(['--only', 'everything'])).toThrow(/only/);
   });

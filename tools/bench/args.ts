@@ -18,9 +18,11 @@ waiting consents on one worker. Prints markdown tables (JSON in artifacts/bench-
                         all are waiting, approve --hold-approvals of them through the redirect,
                         cancel the rest (default 0: skipped)
   --hold-approvals <K>  consents of the hold approved afterwards (default 100)
-  --hold-env NAME=VALUE what-if: an environment variable for the hold's worker, as a deployment
-                        could set it (repeatable), e.g. --hold-env MALLOC_ARENA_MAX=2 or
-                        --hold-env NODE_OPTIONS=--max-old-space-size=256 (default: none)
+  --product-env NAME=VALUE
+                        what-if: an environment variable for every product worker (phases and
+                        hold), as a deployment could set it (repeatable), e.g.
+                        --product-env WORKER_MAX_CACHED_WORKFLOWS=1000 or
+                        --product-env NODE_OPTIONS=--max-old-space-size=256 (default: none)
   --day-flows <K>       flows of the M approved exactly 24 h (scaled) after the first email, to
                         measure the cost of a 24-hour wait (default max(3, M/50))
   --capacity-flows <C>  flows in the throughput run, approved as soon as the email arrives
@@ -64,11 +66,13 @@ const argsSchema = z.object({
   'rate-limit': positiveInt('--rate-limit', 1, 1_000_000).default(100),
   seed: positiveInt('--seed', 0, 2 ** 31).default(1),
   'hold-approvals': positiveInt('--hold-approvals', 0, 10_000).default(100),
-  'hold-env': z
+  'product-env': z
     .array(
       z
         .string()
-        .regex(/^[A-Z][A-Z0-9_]*=.*$/, { message: '--hold-env must be NAME=VALUE, e.g. MALLOC_ARENA_MAX=2' }),
+        .regex(/^[A-Z][A-Z0-9_]*=.*$/, {
+          message: '--product-env must be NAME=VALUE, e.g. WORKER_MAX_CACHED_WORKFLOWS=1000',
+        }),
     )
     .default([]),
   'heygen-max-rps': positiveInt('--heygen-max-rps', 1, 10_000).optional(),
@@ -84,8 +88,8 @@ export interface BenchArgs {
   scale: number;
   hold: number;
   holdApprovals: number;
-  /** What-if environment variables for the hold's worker. */
-  holdEnv: Record<string, string>;
+  /** What-if environment variables for every product worker. */
+  productEnv: Record<string, string>;
   dayFlows: number;
   capacityFlows: number;
   startRate: number;
@@ -113,7 +117,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
       'rate-limit': { type: 'string' },
       seed: { type: 'string' },
       'hold-approvals': { type: 'string' },
-      'hold-env': { type: 'string', multiple: true },
+      'product-env': { type: 'string', multiple: true },
       'heygen-max-rps': { type: 'string' },
       'multi-flows': { type: 'string' },
       'fault-every-ms': { type: 'string' },
@@ -132,8 +136,8 @@ export function parseBenchArgs(argv: string[]): BenchArgs | 'help' {
     scale: a.scale,
     hold: a.hold,
     holdApprovals: Math.min(a['hold-approvals'], a.hold),
-    holdEnv: Object.fromEntries(
-      a['hold-env'].map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+    productEnv: Object.fromEntries(
+      a['product-env'].map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
     ),
     dayFlows,
     capacityFlows: a['capacity-flows'] ?? a.flows,

@@ -188,6 +188,7 @@ async function main(args: BenchArgs): Promise<number> {
     scale: args.scale,
     rateLimit: args.rateLimit,
     heygenMaxRps: args.heygenMaxRps,
+    productEnv: args.productEnv,
     runTag,
     progress,
   } satisfies Partial<PhaseConfig>;
@@ -237,7 +238,10 @@ async function main(args: BenchArgs): Promise<number> {
         `load average (1/5/15 min) at start → end: ${load}`,
       `${args.flows} flows per system (${args.dayFlows} approved after exactly 24 h), burst of ${args.capacityFlows}, ` +
         `scale 1:${args.scale} (24 h = ${((24 * HOUR) / args.scale / 1000).toFixed(1)} s), sandbox rate limit ${args.rateLimit} requests/s per key, ` +
-        `product HEYGEN_MAX_RPS ${args.heygenMaxRps} (${args.heygenMaxRps === Math.floor(args.rateLimit * BUDGET_SHARE) ? `${BUDGET_SHARE * 100} % of it: ` : ''}the known budget)`,
+        `product HEYGEN_MAX_RPS ${args.heygenMaxRps} (${args.heygenMaxRps === Math.floor(args.rateLimit * BUDGET_SHARE) ? `${BUDGET_SHARE * 100} % of it: ` : ''}the known budget)` +
+        Object.entries(args.productEnv)
+          .map(([name, value]) => `, what-if ${name}=${value}`)
+          .join(''),
     ].join('\n');
     writeFileSync(
       output,
@@ -397,7 +401,7 @@ async function main(args: BenchArgs): Promise<number> {
           n: args.hold,
           approvals: args.holdApprovals,
           stack,
-          extraEnv: args.holdEnv,
+          extraEnv: args.productEnv,
           logFile: join(tmp, 'worker-hold.log'),
           onMeasured: (partial) => {
             hold = partial;

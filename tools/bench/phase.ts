@@ -9,8 +9,14 @@ import { readFileSync, watch } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import type { AvatarConsentInput, AvatarConsentResult } from '../../src/contract/index.js';
-import { DEFAULT_COMPLETION_SIGNAL, pollProgress, statusQuery } from '../../src/contract/index.js';
+import {
+  DEFAULT_COMPLETION_SIGNAL,
+  heygenTaskQueueFor,
+  pollProgress,
+  statusQuery,
+} from '../../src/contract/index.js';
 import type { Gateway } from '../../src/gateway/index.js';
 import { parseRetryAfter } from '../../src/heygen/index.js';
 import { startSandbox } from '../heygen-sandbox/index.js';
@@ -148,6 +154,14 @@ export interface StatusSample {
   sandboxPolls: number;
 }
 
+/** The most a task queue held waiting for a worker during the phase, sampled once a second. */
+export interface QueueBacklog {
+  /** Tasks waiting (the server's approximate count; sticky workflow tasks are not counted). */
+  maxCount: number;
+  /** The oldest task's wait, seconds. */
+  maxAgeSeconds: number;
+}
+
 export interface PhaseResult {
   label: string;
   system: System;
@@ -161,6 +175,8 @@ export interface PhaseResult {
   /** Peak RSS of the busiest worker process, and RSS once a second (seconds since the first start, MB). */
   worker: { peakRss: number; rssMb: Array<[number, number]> };
   requests: RequestSummary;
+  /** The phase's queues: workflow tasks, activity tasks, and (product) the HeyGen activity queue. */
+  backlog: { workflow: QueueBacklog; activity: QueueBacklog; heygen: QueueBacklog | null };
   statusSamples: StatusSample[];
   attemptsFromWorkerLogOnly: number;
   /**
@@ -180,6 +196,8 @@ export interface PhaseConfig {
   rateLimit: number;
   /** The product's HEYGEN_MAX_RPS. */
   heygenMaxRps: number;
+  /** What-if variables for the product's workers (--product-env). */
+  productEnv: Record<string, string>;
   /** Product worker processes on the task queue: each one's HEYGEN_RATE_GATE_FILE (null: none). */
   workers?: Array<{ gateFile: string | null }>;
   /** The product's HEYGEN_QUEUE_GATE (default true, as deployed). */
@@ -201,6 +219,8 @@ export interface PhaseConfig {
   graceMs: number;
   progress: (line: string) => void;
 }
+
+const TaskQueueType = proto.temporal.api.enums.v1.TaskQueueType;
 
 const WORKFLOW_ID_PREFIX: Record<System, string> = {
   product: 'avatar-consent-',
@@ -253,6 +273,7 @@ async function startWorkers(
           heygenMaxRps: config.heygenMaxRps,
           queueGate: config.queueGate ?? true,
           gateFile,
+          extra: config.productEnv,
         }),
       ),
     ),
@@ -399,6 +420,7 @@ export async function runPhase(config: PhaseConfig): Promise<PhaseResult> {
   const policy = scaledPolicy(config.scale);
   let inFlight = 0;
   const t0 = Date.now();
+  const backlogs = sampleBacklogs(client, taskQueue, system === 'product');
   let faultTimer: NodeJS.Timeout | undefined;
   if (config.faults) {
     const { everyMs, retryAfter } = config.faults;
@@ -480,6 +502,7 @@ export async function runPhase(config: PhaseConfig): Promise<PhaseResult> {
   await within(longestWait + config.graceMs, 'every flow to finish', everyFlow).catch(() => undefined);
   clearInterval(report);
   clearInterval(faultTimer);
+  const backlog = await backlogs.stop();
   const benchCpu = process.cpuUsage(cpuAtStart.bench);
   const cpu = {
     wallSeconds: (Date.now() - t0) / 1000,
@@ -616,9 +639,60 @@ export async function runPhase(config: PhaseConfig): Promise<PhaseResult> {
         .map(([at, rss]) => [Math.round((at - t0) / 100) / 10, Math.round(rss / 1024 / 1024)]),
     },
     requests,
+    backlog,
     statusSamples,
     attemptsFromWorkerLogOnly,
     cpu,
+  };
+}
+
+/** Samples the backlog of the phase's queues once a second until stopped. */
+function sampleBacklogs(
+  client: Stack['env']['client'],
+  taskQueue: string,
+  withHeygen: boolean,
+): { stop(): Promise<PhaseResult['backlog']> } {
+  const queues = [
+    ['workflow', taskQueue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW],
+    ['activity', taskQueue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY],
+    ...(withHeygen
+      ? ([['heygen', heygenTaskQueueFor(taskQueue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]] as const)
+      : []),
+  ] as const;
+  const most = new Map<string, QueueBacklog>(queues.map(([key]) => [key, { maxCount: 0, maxAgeSeconds: 0 }]));
+  const sample = async () => {
+    await Promise.all(
+      queues.map(async ([key, name, type]) => {
+        const { stats } = await client.workflowService.describeTaskQueue({
+          namespace: NAMESPACE,
+          taskQueue: { name },
+          taskQueueType: type,
+          reportStats: true,
+        });
+        const seen = most.get(key)!;
+        const age = stats?.approximateBacklogAge;
+        seen.maxCount = Math.max(seen.maxCount, Number(stats?.approximateBacklogCount ?? 0));
+        seen.maxAgeSeconds = Math.max(
+          seen.maxAgeSeconds,
+          Number(age?.seconds ?? 0) + (age?.nanos ?? 0) / 1e9,
+        );
+      }),
+    ).catch(() => undefined);
+  };
+  let sampling = sample();
+  const timer = setInterval(() => {
+    sampling = sampling.then(sample);
+  }, 1_000);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await sampling;
+      return {
+        workflow: most.get('workflow')!,
+        activity: most.get('activity')!,
+        heygen: most.get('heygen') ?? null,
+      };
+    },
   };
 }
 

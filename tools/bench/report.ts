@@ -4,7 +4,7 @@
  * of every target (the README's table).
  */
 import type { HoldResult } from './hold.js';
-import type { FlowResult, PhaseResult, StatusSample, System } from './phase.js';
+import type { FlowResult, PhaseResult, QueueBacklog, StatusSample, System } from './phase.js';
 import { fitLine, max, mean, summarize } from './stats.js';
 import type { LatencySummary } from './stats.js';
 
@@ -49,6 +49,8 @@ export interface SystemSummary {
   heygenMaxRps: number | null;
   /** Largest |status (pollProgress) − sandbox GETs| over the samples, and how many. */
   statusDifference: { largest: number; samples: number };
+  /** The main run's queues at their fullest. */
+  backlog: PhaseResult['backlog'] | null;
   peakRssMb: number;
   attemptsFromWorkerLogOnly: number;
 }
@@ -166,6 +168,7 @@ export function summarizeSystem(main: PhaseResult | null, capacity: PhaseResult 
     peakPerSecond: max(phases.map((phase) => phase.requests.peakPerSecond)),
     heygenMaxRps: main?.heygenMaxRps ?? capacity?.heygenMaxRps ?? null,
     statusDifference: statusDifference(main?.statusSamples ?? []),
+    backlog: main?.backlog ?? null,
     peakRssMb: Math.max(main?.worker.peakRss ?? 0, capacity?.worker.peakRss ?? 0) / MB,
     attemptsFromWorkerLogOnly: main?.attemptsFromWorkerLogOnly ?? 0,
   };
@@ -363,6 +366,11 @@ export function renderTable(systems: Systems): string {
     '≤ 1 poll',
     p && p.statusDifference.samples > 0 ? p.statusDifference.largest <= 1 : null,
   );
+  const backlogText = (b: QueueBacklog | null | undefined) =>
+    b ? `${num(b.maxCount)} (oldest ${num(b.maxAgeSeconds, 1)} s)` : '–';
+  text('Main run, most tasks waiting: workflow queue (oldest)', (s) => backlogText(s.backlog?.workflow));
+  text('Main run, most tasks waiting: activity queue (oldest)', (s) => backlogText(s.backlog?.activity));
+  text('Main run, most tasks waiting: HeyGen queue (oldest)', (s) => backlogText(s.backlog?.heygen));
   add(
     'Worker peak RSS (MB)',
     (s) => s.peakRssMb,
