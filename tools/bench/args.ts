@@ -68,11 +68,9 @@ const argsSchema = z.object({
   'hold-approvals': positiveInt('--hold-approvals', 0, 10_000).default(100),
   'product-env': z
     .array(
-      z
-        .string()
-        .regex(/^[A-Z][A-Z0-9_]*=.*$/, {
-          message: '--product-env must be NAME=VALUE, e.g. WORKER_MAX_CACHED_WORKFLOWS=1000',
-        }),
+      z.string().regex(/^[A-Z][A-Z0-9_]*=.*$/, {
+        message: '--product-env must be NAME=VALUE, e.g. WORKER_MAX_CACHED_WORKFLOWS=1000',
+      }),
     )
     .default([]),
   'heygen-max-rps': positiveInt('--heygen-max-rps', 1, 10_000).optional(),

@@ -154,7 +154,9 @@ async function main(settings: DemoSettings): Promise<number> {
     say('  4. At its next poll the workflow sees consent_status "approved" and completes. Polls start');
     say('     15 s apart and then back off; the Web UI\'s "Pending Activities" shows the next one.');
     say();
-    say(`Poll now:      .venv/bin/temporal workflow signal --workflow-id ${handle.workflowId} --name checkNow`);
+    say(
+      `Poll now:      .venv/bin/temporal workflow signal --workflow-id ${handle.workflowId} --name checkNow`,
+    );
     say(`No browser?    curl -X POST ${settings.sandboxUrl}/_sandbox/groups/${group.id}/approve`);
     say(`Status (CLI):  .venv/bin/temporal workflow describe --workflow-id ${handle.workflowId}`);
     if (!settings.wait) {
