@@ -21,6 +21,7 @@ import {
   classifyHeyGenTransportError,
   invalidHeyGenRequest,
   invalidHeyGenResponse,
+  parseRetryAfter,
   rateGateClosedError,
 } from './failures.js';
 import { RateGate } from './rate-gate.js';
@@ -355,6 +356,14 @@ export class HeyGenClient {
         signal: combined,
         redirect: 'manual',
       });
+      // One 429 holds back every call of this process until Retry-After has passed (and, through
+      // onRateLimited, every worker: see src/queue-gate.ts). It closes the gate on its headers, not
+      // after its body: a request sent meanwhile by another activity would land inside the window.
+      if (res.status === 429) {
+        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), this.#now());
+        this.#gate.closeFor(retryAfterMs);
+        this.#onRateLimited?.(retryAfterMs);
+      }
       // Still under the same signal: a server that stalls mid-body times out too.
       body = await readBodyCapped(res, MAX_BODY_BYTES);
     } catch (err) {
@@ -373,12 +382,6 @@ export class HeyGenClient {
         now: this.#now(),
         secrets,
       });
-      // One 429 holds back every call of this process until Retry-After has passed (and, through
-      // onRateLimited, every worker: see src/queue-gate.ts).
-      if (error.kind === 'rate_limited' && error.retryAfterMs !== null) {
-        this.#gate.closeFor(error.retryAfterMs);
-        this.#onRateLimited?.(error.retryAfterMs);
-      }
       throw error;
     }
 

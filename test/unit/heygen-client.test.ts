@@ -10,6 +10,7 @@ import type { HeyGenFailureKind } from '../../src/heygen/failures.js';
 import { RateGate } from '../../src/heygen/rate-gate.js';
 import { avatarGroupItemSchema, idempotencyKeySchema } from '../../src/heygen/schemas.js';
 import type { AvatarGroupItem } from '../../src/heygen/types.js';
+import { eventually } from '../../tools/kit/eventually.js';
 import { startFakeHttpServer, unusedLocalPort } from '../helpers/fake-http-server.js';
 import type { FakeHttpServer } from '../helpers/fake-http-server.js';
 
@@ -572,6 +573,21 @@ describe('the rate gate', () => {
     server.enqueue({ status: 200, body: { data: group } });
     await expect(client.getAvatarGroup('ag_1')).resolves.toMatchObject({ id: 'ag_1' });
     expect(server.requests).toHaveLength(2);
+  });
+
+  it('a 429 closes the gate on its headers, before its body has arrived', async () => {
+    const c = clock();
+    const client = makeClient({ now: c.now });
+    // The headers, then a body that never ends: the first call is still reading it.
+    server.enqueue({ stallAfter: '{"error":', status: 429, headers: { 'retry-after': '30' } });
+    const reading = new AbortController();
+    const first = client.getAvatarGroup('ag_1', { signal: reading.signal }).catch(() => undefined);
+    await eventually('the gate closed', () => client.rateGate.closedFor() === 30_000, { timeoutMs: 5_000 });
+    const second = await catchHeyGenError(client.getAvatarGroup('ag_2'));
+    expect(second.code).toBe('rate_gate_closed');
+    expect(server.requests).toHaveLength(1);
+    reading.abort(new Error('test over'));
+    await first;
   });
 
   it('clients sharing one gate share the closure (one budget per process)', async () => {

@@ -104,7 +104,7 @@ class Recorder {
       ];
       this.requests.push(record);
       if (response.status !== 429 || response.body === null) return response;
-      // The client closes its gate once it has read a 429's body: note when that was.
+      // The client closes its gate on a 429's headers; when its body was read is a later bound.
       const body = response.body.pipeThrough(
         new TransformStream<Uint8Array, Uint8Array>({
           flush: () => {
