@@ -1,11 +1,7 @@
 /** The benchmark's ledger arithmetic: the busiest second, request matching, Retry-After windows. */
 import { describe, expect, it } from 'vitest';
-import {
-  closureWrittenAt,
-  matchRequests,
-  peakInWindow,
-  retryAfterFigures,
-} from '../../tools/bench/ledger-figures.js';
+import { closureWrittenAt, matchRequests, retryAfterFigures } from '../../tools/bench/ledger-figures.js';
+import { busiestWindow } from '../../tools/kit/busiest-window.js';
 import type { ArrivedRequest, MatchedRequest, SentRequest } from '../../tools/bench/ledger-figures.js';
 
 const GROUP = '/v3/avatars/ag_1';
@@ -29,20 +25,20 @@ function arrived(at: number, sender: SentRequest | null, status = sender?.status
   return { at, method: 'GET', path: GROUP, status, sender };
 }
 
-describe('peakInWindow', () => {
+describe('busiestWindow', () => {
   it('finds the busiest sliding window, even across a fixed-window boundary', () => {
     // Fixed one-second windows see 4 and 3; the 6 from 950 ms on fall within one second.
     const arrivals = [0, 950, 960, 990, 1_010, 1_020, 1_040, 2_500];
-    expect(peakInWindow(arrivals, 1_000)).toEqual({ count: 6, at: 950 });
+    expect(busiestWindow(arrivals, 1_000)).toEqual({ count: 6, at: 950 });
   });
 
   it('counts a request at exactly start + window in the next window only', () => {
-    expect(peakInWindow([0, 1_000], 1_000).count).toBe(1);
-    expect(peakInWindow([0, 999], 1_000).count).toBe(2);
+    expect(busiestWindow([0, 1_000], 1_000).count).toBe(1);
+    expect(busiestWindow([0, 999], 1_000).count).toBe(2);
   });
 
   it('is zero without requests', () => {
-    expect(peakInWindow([], 1_000).count).toBe(0);
+    expect(busiestWindow([], 1_000).count).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
- * What the sandbox ledger says about the workers' HeyGen requests: the busiest second, and the
- * requests that arrived inside a Retry-After window, each classified by what its sender could have
- * known. Pure functions (tested in test/unit/bench-ledger-figures.test.ts); see docs/benchmark.md.
+ * What the sandbox ledger says about the workers' HeyGen requests: the requests that arrived inside
+ * a Retry-After window, each classified by what its sender could have known (the busiest second is
+ * tools/kit/busiest-window.ts). Pure functions (tested in test/unit/bench-ledger-figures.test.ts); see docs/benchmark.md.
  */
 import { parseRetryAfter } from '../../src/heygen/index.js';
 
@@ -41,21 +41,6 @@ export interface SentRequest {
 export interface MatchedRequest extends ArrivedRequest {
   /** Who sent it; null when no worker record matched (then it cannot be cleared). */
   sender: SentRequest | null;
-}
-
-/**
- * The highest number of requests that arrived within any `windowMs` (each arrival opens a window
- * [at, at + windowMs)): a sliding window, so no boundary hides a burst. `at` is that window's start.
- */
-export function peakInWindow(arrivals: readonly number[], windowMs: number): { count: number; at: number } {
-  const sorted = [...arrivals].sort((a, b) => a - b);
-  let best = { count: 0, at: Number.NaN };
-  let end = 0;
-  for (let start = 0; start < sorted.length; start++) {
-    while (end < sorted.length && sorted[end]! < sorted[start]! + windowMs) end++;
-    if (end - start > best.count) best = { count: end - start, at: sorted[start]! };
-  }
-  return best;
 }
 
 /**

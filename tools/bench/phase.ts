@@ -27,7 +27,8 @@ import type { BaselineInput } from './baseline-workflows.js';
 import type { ControlInput } from './control-workflows.js';
 import { countHistoryCost, fetchRunChain, milestonesOf, signalReceivedAt } from './history.js';
 import type { HistoryCost, Milestones } from './history.js';
-import { closureWrittenAt, matchRequests, peakInWindow, retryAfterFigures } from './ledger-figures.js';
+import { busiestWindow } from '../kit/busiest-window.js';
+import { closureWrittenAt, matchRequests, retryAfterFigures } from './ledger-figures.js';
 import type { RetryAfterFigures, SentRequest } from './ledger-figures.js';
 import { People } from './person.js';
 import type { Person } from './person.js';
@@ -353,8 +354,8 @@ function requestSummary(
       queueClosedAt: reports.flatMap((report) => report.queueClosedAt),
     }),
     unmatchedRecords,
-    peakPerSecond: peakInWindow(arrivals, 1_000).count,
-    peakPerSecondOver10s: peakInWindow(arrivals, 10_000).count / 10,
+    peakPerSecond: busiestWindow(arrivals, 1_000).count,
+    peakPerSecondOver10s: busiestWindow(arrivals, 10_000).count / 10,
     gateFileLagMs: gateFiles
       ? summarize(
           records

@@ -13,6 +13,7 @@
  * second with R requests or more: the bucket ran dry), or it would prove nothing. (How long the run
  * stays at the cap depends on the machine: on a loaded one the workers fall below it.)
  */
+import { busiestWindow } from '../kit/busiest-window.js';
 
 export interface RateCapAnalysis {
   cap: number;
@@ -35,26 +36,11 @@ export interface RateCapAnalysis {
   ok: boolean;
 }
 
-/** The most arrival times inside any window of `ms` that starts at an arrival, and where it starts. */
-function densest(times: readonly number[], ms: number): { count: number; at: number | null } {
-  let best = 0;
-  let at: number | null = null;
-  let j = 0;
-  for (let i = 0; i < times.length; i++) {
-    while (j < times.length && times[j]! < times[i]! + ms) j++;
-    if (j - i > best) {
-      best = j - i;
-      at = times[i]!;
-    }
-  }
-  return { count: best, at };
-}
-
 export function analyzeRateCap(arrivals: readonly number[], cap: number): RateCapAnalysis {
   const times = [...arrivals].sort((a, b) => a - b);
-  const second = densest(times, 1_000);
-  const tenSeconds = densest(times, 10_000);
-  const minute = densest(times, 60_000);
+  const second = busiestWindow(times, 1_000);
+  const tenSeconds = busiestWindow(times, 10_000);
+  const minute = busiestWindow(times, 60_000);
   const perClockSecond = new Map<number, number>();
   for (const t of times)
     perClockSecond.set(Math.floor(t / 1000), (perClockSecond.get(Math.floor(t / 1000)) ?? 0) + 1);
